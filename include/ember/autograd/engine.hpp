@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "ember/autograd/function.hpp"
+#include "ember/ops/inplace.hpp"
 #include "ember/ops/reduce.hpp"
 
 namespace ember::autograd {
