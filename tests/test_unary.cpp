@@ -19,6 +19,8 @@ void check_close(const Tensor& t, const std::vector<double>& expected, double ep
   for (size_t i = 0; i < v.size(); ++i) {
     if (std::isnan(expected[i])) {
       CHECK_MESSAGE(std::isnan(v[i]), "element ", i);
+    } else if (std::isinf(expected[i])) {
+      CHECK_MESSAGE(v[i] == expected[i], "element ", i);
     } else {
       CHECK_MESSAGE(v[i] == doctest::Approx(expected[i]).epsilon(eps), "element ", i);
     }
