@@ -48,6 +48,8 @@ constexpr double kRtol = 1e-9;
 ember::Shape dims_of(const json& args) { return ember::Shape(args.at("dims").get<std::vector<int64_t>>()); }
 int64_t dim_of(const json& args, const char* key = "dim") { return args.at(key).get<int64_t>(); }
 double num(const json& args, const char* key) { return args.at(key).get<double>(); }
+/// PyTorch's unbiased flag as Ember's (and torch>=2's) correction.
+double correction(const json& args) { return args.at("unbiased").get<bool>() ? 1.0 : 0.0; }
 
 const std::map<std::string, OpFn>& golden_ops() {
   static const std::map<std::string, OpFn> ops = {
@@ -71,8 +73,8 @@ const std::map<std::string, OpFn>& golden_ops() {
       {"clamp", GOLDEN_OP(clamp(in[0], ember::Scalar(num(args, "min")), ember::Scalar(num(args, "max"))))},
       {"sum", GOLDEN_OP(sum(in[0], dims_of(args), args.at("keepdim").get<bool>()))},
       {"mean", GOLDEN_OP(mean(in[0], dims_of(args), args.at("keepdim").get<bool>()))},
-      {"var", GOLDEN_OP(var(in[0], dims_of(args), args.at("unbiased").get<bool>(), args.at("keepdim").get<bool>()))},
-      {"std", GOLDEN_OP(std_dev(in[0], dims_of(args), args.at("unbiased").get<bool>(), args.at("keepdim").get<bool>()))},
+      {"var", GOLDEN_OP(var(in[0], dims_of(args), correction(args), args.at("keepdim").get<bool>()))},
+      {"std", GOLDEN_OP(ember::std(in[0], dims_of(args), correction(args), args.at("keepdim").get<bool>()))},
       {"norm", GOLDEN_OP(norm(in[0], num(args, "p"), dims_of(args), args.at("keepdim").get<bool>()))},
       {"logsumexp", GOLDEN_OP(logsumexp(in[0], dims_of(args), args.at("keepdim").get<bool>()))},
       {"max_dim", GOLDEN_OP(std::get<0>(max(in[0], dim_of(args), args.at("keepdim").get<bool>())))},
