@@ -1,3 +1,168 @@
 #pragma once
-// (being written)
-#include "ember/ops/reduce.hpp"
+/// Activation functions: relu, leaky_relu, elu, gelu (exact and tanh), silu, softplus, hardtanh,
+/// and dropout (sigmoid and tanh live in ops/unary.hpp).
+///
+/// Forwards run through unary_kernel (one fused kernel per activation on each device); backward
+/// formulas are written with differentiable Ember ops, so gradient penalties (WGAN-GP through
+/// leaky_relu and dropout) and other second derivatives are exact.
+///
+/// Example:
+/// ```
+///   auto h = ember::leaky_relu(ember::matmul(x, w), 0.2);
+///   h = ember::dropout(h, 0.3, model_is_training);
+/// ```
+#include <numbers>
+#include <string>
+
+#include "ember/ops/pointwise.hpp"
+
+namespace ember {
+
+/// max(x, 0). The gradient is g where x > 0 and 0 elsewhere (0 at x == 0, as PyTorch).
+inline Tensor relu(const Tensor& x) {
+  return detail::unary_recorded(UnaryOp::Relu, x, "ReluBackward", true, false,
+                                [](const Tensor& g, const autograd::BackwardCtx& c) {
+                                  return mul(g, gt(c.saved(0), Scalar(0)).to(g.dtype()));
+                                });
+}
+inline Tensor Tensor::relu() const { return ember::relu(*this); }
+
+/// x for x > 0, negative_slope * x otherwise.
+inline Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01) {
+  return detail::unary_recorded(UnaryOp::LeakyRelu, x, "LeakyReluBackward", true, false,
+                                [negative_slope](const Tensor& g, const autograd::BackwardCtx& c) {
+                                  return where(gt(c.saved(0), Scalar(0)), g, mul(g, Scalar(negative_slope)));
+                                },
+                                negative_slope);
+}
+
+/// x for x > 0, alpha * (e^x - 1) otherwise.
+inline Tensor elu(const Tensor& x, double alpha = 1.0) {
+  return detail::unary_recorded(UnaryOp::Elu, x, "EluBackward", true, false,
+                                [alpha](const Tensor& g, const autograd::BackwardCtx& c) {
+                                  const Tensor& in = c.saved(0);
+                                  // exp of min(x, 0): the unused branch must stay finite, or the
+                                  // double backward would compute 0 * inf through it.
+                                  Tensor slope = mul(exp(clamp_max(in, Scalar(0))), Scalar(alpha));
+                                  return where(gt(in, Scalar(0)), g, mul(g, slope));
+                                },
+                                alpha);
+}
+
+namespace detail {
+inline constexpr double kInvSqrt2Pi = 0.39894228040143267794;  // 1 / sqrt(2 pi)
+
+/// phi(x) = e^(-x^2/2) / sqrt(2 pi), the standard normal density.
+inline Tensor normal_pdf(const Tensor& x) {
+  return mul(exp(mul(square(x), Scalar(-0.5))), Scalar(kInvSqrt2Pi));
+}
+
+/// Phi(x), the standard normal CDF, differentiable (Phi' = phi): gelu's backward needs it.
+inline Tensor normal_cdf(const Tensor& x) {
+  Tensor xd = x.detach();
+  Tensor out;
+  if (x.is_cuda()) {
+    // No erf launcher on the GPU: Phi(x) = gelu(x) / x, which keeps full relative precision
+    // (both are computed to a few ulps), and 1/2 at x == 0.
+    Tensor ratio = binary_kernel(BinaryOp::Div, unary_kernel(UnaryOp::GeluErf, xd), xd);
+    Tensor half = make_tensor({}, x.dtype(), x.device());
+    half.fill_(0.5);
+    out = where_kernel(binary_kernel(BinaryOp::Eq, xd, zeros({}, x.options())), half, ratio);
+  } else {
+    out = make_tensor(x.sizes(), x.dtype(), x.device());
+    visit_floating(x.dtype(), "gelu", [&]<typename T>() {
+      // erfc keeps the left tail accurate where 1 + erf(x) would cancel.
+      cpu::map<T, T>(out, [](T v) { return T(0.5) * std::erfc(-v * T(0.70710678118654752440)); }, xd);
+    });
+  }
+  if (autograd::needs_grad(x)) {
+    autograd::record("NormalCdfBackward", out, {x}, {x}, [](const Tensor& g, const autograd::BackwardCtx& c) -> tensor_list {
+      return {mul(g, normal_pdf(c.saved(0)))};
+    });
+  }
+  return out;
+}
+}  // namespace detail
+
+/// x * Phi(x) (approximate = "none") or its tanh approximation (approximate = "tanh"),
+/// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as torch.nn.functional.gelu.
+inline Tensor gelu(const Tensor& x, const std::string& approximate = "none") {
+  EMBER_CHECK(approximate == "none" || approximate == "tanh", "gelu: approximate must be \"none\" or \"tanh\", got \"",
+              approximate, "\"");
+  if (approximate == "none") {
+    return detail::unary_recorded(UnaryOp::GeluErf, x, "GeluBackward", true, false,
+                                  [](const Tensor& g, const autograd::BackwardCtx& c) {
+                                    const Tensor& in = c.saved(0);
+                                    // d/dx x Phi(x) = Phi(x) + x phi(x)
+                                    return mul(g, add(detail::normal_cdf(in), mul(in, detail::normal_pdf(in))));
+                                  });
+  }
+  return detail::unary_recorded(UnaryOp::GeluTanh, x, "GeluBackward", true, false,
+                                [](const Tensor& g, const autograd::BackwardCtx& c) {
+                                  const Tensor& in = c.saved(0);
+                                  const double k = std::numbers::sqrt2 / std::sqrt(std::numbers::pi);  // sqrt(2/pi)
+                                  const double a = 0.044715;
+                                  Tensor x2 = square(in);
+                                  Tensor t = tanh(mul(add(in, mul(mul(x2, in), Scalar(a))), Scalar(k)));
+                                  Tensor du = mul(add(mul(x2, Scalar(3 * a)), Scalar(1)), Scalar(k));
+                                  // 0.5 (1 + t) + 0.5 x (1 - t^2) u'
+                                  Tensor d = add(mul(add(t, Scalar(1)), Scalar(0.5)),
+                                                 mul(mul(mul(in, sub(ones_like(t), square(t))), du), Scalar(0.5)));
+                                  return mul(g, d);
+                                });
+}
+
+/// x * sigmoid(x) (swish).
+inline Tensor silu(const Tensor& x) {
+  return detail::unary_recorded(UnaryOp::Silu, x, "SiluBackward", true, false,
+                                [](const Tensor& g, const autograd::BackwardCtx& c) {
+                                  const Tensor& in = c.saved(0);
+                                  Tensor s = sigmoid(in);
+                                  // s (1 + x (1 - s))
+                                  return mul(g, mul(s, add(mul(in, sub(ones_like(s), s)), Scalar(1))));
+                                });
+}
+
+/// log(1 + e^(beta x)) / beta, reverting to x where beta x > threshold (numerical stability).
+inline Tensor softplus(const Tensor& x, double beta = 1.0, double threshold = 20.0) {
+  EMBER_CHECK(beta != 0, "softplus: beta must be nonzero");
+  return detail::unary_recorded(UnaryOp::Softplus, x, "SoftplusBackward", true, false,
+                                [beta, threshold](const Tensor& g, const autograd::BackwardCtx& c) {
+                                  Tensor z = mul(c.saved(0), Scalar(beta));
+                                  return where(gt(z, Scalar(threshold)), g, mul(g, sigmoid(z)));
+                                },
+                                beta, threshold);
+}
+
+/// clamp(x, min_val, max_val), with PyTorch's hardtanh gradient: g strictly inside the range, 0
+/// at and beyond the edges.
+inline Tensor hardtanh(const Tensor& x, double min_val = -1.0, double max_val = 1.0) {
+  EMBER_CHECK(min_val <= max_val, "hardtanh: min_val (", min_val, ") cannot be greater than max_val (", max_val, ")");
+  EMBER_CHECK(x.defined(), "hardtanh: undefined tensor argument");
+  Tensor xc = is_floating(x.dtype()) ? x : x.to(kFloat32);
+  return detail::unary_recorded(UnaryOp::Clamp, xc, "HardtanhBackward", true, false,
+                                [min_val, max_val](const Tensor& g, const autograd::BackwardCtx& c) {
+                                  const Tensor& in = c.saved(0);
+                                  Tensor inside = logical_and(gt(in, Scalar(min_val)), lt(in, Scalar(max_val)));
+                                  return mul(g, inside.to(g.dtype()));
+                                },
+                                min_val, max_val);
+}
+
+/// Zeroes each element with probability p and scales the rest by 1 / (1 - p) during training;
+/// returns x unchanged when !train or p == 0. The mask is drawn from the default Philox
+/// generator, so manual_seed makes it reproducible (and identical on CPU and CUDA). The
+/// gradient is g * mask / (1 - p), itself differentiable in g.
+inline Tensor dropout(const Tensor& x, double p = 0.5, bool train = true) {
+  EMBER_CHECK(x.defined(), "dropout: undefined tensor argument");
+  EMBER_CHECK(p >= 0 && p <= 1, "dropout: probability has to be between 0 and 1, but got ", p);
+  if (!train || p == 0) return x;
+  EMBER_CHECK(x.is_floating_point(), "dropout: expected a floating point tensor, got ", x.dtype());
+  if (p == 1) return mul(x, zeros({}, x.options()));
+  DType udt = x.dtype() == kFloat64 ? kFloat64 : kFloat32;
+  Tensor keep = ge(rand(x.sizes(), TensorOptions(udt).device(x.device())), Scalar(p));
+  Tensor scale = mul(keep.to(x.dtype()), Scalar(1.0 / (1.0 - p)));
+  return mul(x, scale);
+}
+
+}  // namespace ember
