@@ -126,6 +126,18 @@ TEST_CASE("activation: gelu exact and tanh approximation") {
   CHECK(throws_mentioning([&] { gelu(x, "erf"); }, "gelu"));
 }
 
+TEST_CASE("activation: the GPU's Phi(x) = gelu(x) / x matches erfc in both tails") {
+  // normal_cdf_from_gelu is what gelu's backward uses on CUDA (no erf launcher); it runs on
+  // the CPU as well, so its accuracy is checked here.
+  std::vector<double> xs{-30.0, -12.0, -3.0, -1e-300, 0.0, 1e-300, 0.1, 2.0, 40.0};
+  std::vector<double> want;
+  for (double v : xs) want.push_back(Phi(v));
+  check_close(detail::normal_cdf_from_gelu(tensor<double>(xs)), want, 1e-14);
+  std::vector<float> xf{-12.f, -3.f, -1e-20f, 0.f, 0.5f, 5.f};
+  auto got = detail::normal_cdf_from_gelu(tensor<float>(xf)).to_vector<float>();
+  for (size_t i = 0; i < xf.size(); ++i) CHECK(got[i] == doctest::Approx(Phi(xf[i])).epsilon(1e-6));
+}
+
 TEST_CASE("activation: silu and softplus") {
   auto sig = [](double v) { return 1 / (1 + std::exp(-v)); };
   check_close(silu(f64({-2.0, 0.0, 3.0})), {-2 * sig(-2), 0.0, 3 * sig(3)});

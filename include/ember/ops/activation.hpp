@@ -57,17 +57,23 @@ inline Tensor normal_pdf(const Tensor& x) {
   return mul(exp(mul(square(x), Scalar(-0.5))), Scalar(kInvSqrt2Pi));
 }
 
+/// Phi(x) from the gelu kernel, for devices without an erf launcher (CUDA): Phi(x) = gelu(x) / x,
+/// 1/2 at x == 0. The gelu kernel uses erfc, so the ratio keeps full relative precision in both
+/// tails (down to subnormal results). No autograd; on the CPU it is reachable for tests.
+inline Tensor normal_cdf_from_gelu(const Tensor& x) {
+  Tensor xd = x.detach();
+  Tensor ratio = binary_kernel(BinaryOp::Div, unary_kernel(UnaryOp::GeluErf, xd), xd);
+  Tensor half = make_tensor({}, x.dtype(), x.device());
+  half.fill_(0.5);
+  return where_kernel(binary_kernel(BinaryOp::Eq, xd, zeros({}, x.options())), half, ratio);
+}
+
 /// Phi(x), the standard normal CDF, differentiable (Phi' = phi): gelu's backward needs it.
 inline Tensor normal_cdf(const Tensor& x) {
   Tensor xd = x.detach();
   Tensor out;
   if (x.is_cuda()) {
-    // No erf launcher on the GPU: Phi(x) = gelu(x) / x, which keeps full relative precision
-    // (both are computed to a few ulps), and 1/2 at x == 0.
-    Tensor ratio = binary_kernel(BinaryOp::Div, unary_kernel(UnaryOp::GeluErf, xd), xd);
-    Tensor half = make_tensor({}, x.dtype(), x.device());
-    half.fill_(0.5);
-    out = where_kernel(binary_kernel(BinaryOp::Eq, xd, zeros({}, x.options())), half, ratio);
+    out = normal_cdf_from_gelu(xd);
   } else {
     out = make_tensor(x.sizes(), x.dtype(), x.device());
     visit_floating(x.dtype(), "gelu", [&]<typename T>() {

@@ -10,7 +10,7 @@
 /// ```
 ///   auto x = ember::randn({3, 4});
 ///   auto y = ember::where(x > 0, x, x * 0.1);          // leaky by hand
-///   auto z = ember::masked_fill(x, x.isnan(), 0.0);    // no NaN left
+///   auto z = ember::masked_fill(x, ember::isnan(x), 0.0);  // no NaN left
 /// ```
 #include "ember/ops/unary.hpp"
 
