@@ -17,6 +17,7 @@
 #include <ostream>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ember/autograd/node.hpp"
@@ -91,9 +92,11 @@ class TensorFormatter {
   }
 
  private:
+  /// printf with the precision argument when the format asks for one ("%.*f", "%.*e").
   std::string fmt(const char* f, double v) const {
     char buf[64];
-    if (f[1] == '.' && f[2] == '*') std::snprintf(buf, sizeof(buf), f, precision_, v);
+    bool star = std::string_view(f).find('*') != std::string_view::npos;
+    if (star) std::snprintf(buf, sizeof(buf), f, precision_, v);
     else std::snprintf(buf, sizeof(buf), f, v);
     return buf;
   }
@@ -140,7 +143,7 @@ class TensorPrinter {
  public:
   TensorPrinter(const PrintData& p, const TensorFormatter& f) : p_(p), f_(f) {}
 
-  std::string value(int64_t k) const { return p_.f.empty() && !p_.i.empty() ? f_.format_int(p_.i[k]) : f_.format_float(p_.f[k]); }
+  std::string value(int64_t k) const { return p_.i.empty() ? f_.format_float(p_.f[k]) : f_.format_int(p_.i[k]); }
 
   /// Dimension d starting at flat offset `off` of the shown data (PyTorch's _tensor_str_with_formatter).
   std::string render(int64_t d, int64_t off, int64_t indent) const {
@@ -212,7 +215,7 @@ inline std::string Tensor::str() const {
       std::ostringstream os;
       os << "size=(";
       for (int64_t d = 0; d < dim(); ++d) os << (d ? ", " : "") << size(d);
-      os << (dim() == 1 ? ",)" : ")");
+      os << ")";
       suffixes.push_back(os.str());
     }
     if (dt != kFloat32) suffixes.push_back(std::string("dtype=") + dtype_name(dt));
