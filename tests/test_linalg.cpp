@@ -122,7 +122,7 @@ TEST_CASE("mm reads transposed and sliced operands without changing the result")
     // A transposed slice (column-major with a leading dimension larger than the column length).
     Tensor ats = base_a.slice(0, 1, 8).t();  // [10, 7], stride {1, 10}
     check_matmul(ats, bs, mm(ats, bs));
-    // Expanded operands (stride 0) are read without materialising when a dim has size 1.
+    // An expanded operand (row stride 0) fits no BLAS layout and is made contiguous first.
     Tensor row = randn({1, 7}, dt).expand({6, 7});
     check_matmul(row, bs, mm(row, bs));
   }
