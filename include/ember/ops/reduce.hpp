@@ -8,9 +8,9 @@
 /// end and the input made contiguous, so a reduction is always "rows of length inner" → one value
 /// per row (`reduce_kernel`). Two CPU fast paths skip the permuted copy or add parallelism where
 /// that shape is poor: a few long rows (whole-tensor reductions) are split across threads, and a
-/// sum over the leading dims of a contiguous tensor (bias gradients, batch means) runs as column
-/// accumulation. Composite reductions (mean, var, std, norm) are written from primitives, so their
-/// gradients are differentiable again.
+/// sum over a non-trailing block of dims of a contiguous tensor (bias gradients, batch means) runs
+/// as column accumulation. Composite reductions (mean, var, std, norm) are written from
+/// primitives, so their gradients are differentiable again.
 ///
 /// Example:
 /// ```
@@ -77,8 +77,8 @@ inline int64_t reduced_count(const Tensor& x, const Shape& dims, const char* op)
   return n;
 }
 
-/// A partial reduction of part of a row: the accumulated value (Sum/Prod) or the index of the
-/// best element so far (Max/Min/Arg*).
+/// A partial reduction of part of a row: the accumulated value (Sum/Prod/Max/Min) or the index
+/// of the best element so far (Arg*).
 template <typename Acc>
 struct Partial {
   Acc acc;
@@ -112,10 +112,29 @@ Partial<Acc> reduce_range(ReduceOp op, const T* row, int64_t b, int64_t e) {
       return {s, 0};
     }
     case ReduceOp::Max:
-    case ReduceOp::Min:
+    case ReduceOp::Min: {
+      // Values only: a branch-free loop (vectorisable) with a NaN flag; the value is kept in acc.
+      T m = row[b];
+      bool nan = false;
+      if (op == ReduceOp::Max) {
+        for (int64_t i = b + 1; i < e; ++i) {
+          T v = row[i];
+          if constexpr (std::is_floating_point_v<T>) nan |= v != v;
+          m = v > m ? v : m;
+        }
+      } else {
+        for (int64_t i = b + 1; i < e; ++i) {
+          T v = row[i];
+          if constexpr (std::is_floating_point_v<T>) nan |= v != v;
+          m = v < m ? v : m;
+        }
+      }
+      if (nan || is_nan_value(row[b])) return {static_cast<Acc>(std::numeric_limits<T>::quiet_NaN()), 0};
+      return {static_cast<Acc>(m), 0};
+    }
     case ReduceOp::ArgMax:
     case ReduceOp::ArgMin: {
-      bool is_max = op == ReduceOp::Max || op == ReduceOp::ArgMax;
+      bool is_max = op == ReduceOp::ArgMax;
       int64_t best = b;
       if (is_nan_value(row[b])) return {Acc{}, b};
       for (int64_t i = b + 1; i < e; ++i) {
@@ -135,6 +154,11 @@ void combine(ReduceOp op, const T* row, Partial<Acc>& a, const Partial<Acc>& b) 
   switch (op) {
     case ReduceOp::Sum: a.acc += b.acc; return;
     case ReduceOp::Prod: a.acc *= b.acc; return;
+    case ReduceOp::Max:
+    case ReduceOp::Min:
+      if (is_nan_value(a.acc)) return;
+      if (is_nan_value(b.acc) || (op == ReduceOp::Max ? b.acc > a.acc : b.acc < a.acc)) a.acc = b.acc;
+      return;
     default: {
       bool is_max = op == ReduceOp::Max || op == ReduceOp::ArgMax;
       T cur = row[a.best], v = row[b.best];
@@ -145,12 +169,12 @@ void combine(ReduceOp op, const T* row, Partial<Acc>& a, const Partial<Acc>& b) 
 }
 
 template <typename T, typename Acc>
-void store(ReduceOp op, const T* row, void* out, int64_t r, const Partial<Acc>& p) {
+void store(ReduceOp op, void* out, int64_t r, const Partial<Acc>& p) {
   switch (op) {
     case ReduceOp::Sum:
-    case ReduceOp::Prod: static_cast<T*>(out)[r] = static_cast<T>(p.acc); return;
+    case ReduceOp::Prod:
     case ReduceOp::Max:
-    case ReduceOp::Min: static_cast<T*>(out)[r] = row[p.best]; return;
+    case ReduceOp::Min: static_cast<T*>(out)[r] = static_cast<T>(p.acc); return;
     default: static_cast<int64_t*>(out)[r] = p.best; return;
   }
 }
@@ -171,35 +195,37 @@ void reduce_rows_cpu(ReduceOp op, const T* in, void* out, int64_t outer, int64_t
       });
       Partial<Acc> p = parts[0];
       for (int64_t c = 1; c < chunks; ++c) combine<T, Acc>(op, row, p, parts[c]);
-      store<T, Acc>(op, row, out, r, p);
+      store<T, Acc>(op, out, r, p);
     }
     return;
   }
   parallel_for(0, outer, std::max<int64_t>(1, kGrainSize / std::max<int64_t>(inner, 1)), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const T* row = in + r * inner;
-      store<T, Acc>(op, row, out, r, reduce_range<T, Acc>(op, row, 0, inner));
+      store<T, Acc>(op, out, r, reduce_range<T, Acc>(op, row, 0, inner));
     }
   });
 }
 
-/// Sum over the leading `rows` of a contiguous [rows, cols] input → out[cols], column-wise so the
-/// input is read once in order (no permuted copy). Parallel over blocks of columns.
+/// Sum over the middle dim of a contiguous [outer, rows, cols] input → out[outer, cols],
+/// accumulating whole rows into a block of column sums so the input is read once, in order (no
+/// permuted copy). Parallel over (outer, column block) pairs.
 template <typename T, typename Acc>
-void sum_leading_cpu(const T* in, T* out, int64_t rows, int64_t cols) {
+void sum_middle_cpu(const T* in, T* out, int64_t outer, int64_t rows, int64_t cols) {
   constexpr int64_t kBlock = 512;
-  int64_t grain = std::max<int64_t>(1, kGrainSize / std::max<int64_t>(rows, 1));
   int64_t nblocks = (cols + kBlock - 1) / kBlock;
-  parallel_for(0, nblocks, std::max<int64_t>(1, grain / kBlock), [&](int64_t bb, int64_t be) {
+  int64_t grain = std::max<int64_t>(1, kGrainSize / std::max<int64_t>(rows * std::min(kBlock, cols), 1));
+  parallel_for(0, outer * nblocks, grain, [&](int64_t ub, int64_t ue) {
     Acc acc[kBlock];
-    for (int64_t blk = bb; blk < be; ++blk) {
-      int64_t c0 = blk * kBlock, n = std::min(kBlock, cols - c0);
+    for (int64_t u = ub; u < ue; ++u) {
+      int64_t o = u / nblocks, c0 = (u % nblocks) * kBlock, n = std::min(kBlock, cols - c0);
+      const T* base = in + o * rows * cols + c0;
       for (int64_t j = 0; j < n; ++j) acc[j] = 0;
       for (int64_t i = 0; i < rows; ++i) {
-        const T* p = in + i * cols + c0;
+        const T* p = base + i * cols;
         for (int64_t j = 0; j < n; ++j) acc[j] += static_cast<Acc>(p[j]);
       }
-      for (int64_t j = 0; j < n; ++j) out[c0 + j] = static_cast<T>(acc[j]);
+      for (int64_t j = 0; j < n; ++j) out[o * cols + c0 + j] = static_cast<T>(acc[j]);
     }
   });
 }
@@ -253,14 +279,18 @@ inline Tensor reduce_kernel(ReduceOp op, const Tensor& x, const Shape& dims_in, 
     fail_no_cuda(name);
 #endif
   } else {
-    bool leading = op == ReduceOp::Sum && dims.size() < x.dim() && xs.is_contiguous();
-    for (int64_t k = 0; leading && k < dims.size(); ++k) leading = dims[k] == k;
+    // A sum over one block of consecutive dims that is not trailing (e.g. the batch dim): column
+    // accumulation on the contiguous input instead of a permuted copy.
+    bool middle = op == ReduceOp::Sum && !dims.empty() && dims.back() < x.dim() - 1 && xs.is_contiguous();
+    for (int64_t k = 1; middle && k < dims.size(); ++k) middle = dims[k] == dims[0] + k;
+    int64_t before = 1;
+    for (int64_t d = 0; middle && d < dims[0]; ++d) before *= x.size(d);
     visit_dtype(compute_dt, name, [&]<typename T>() {
       using Acc = std::conditional_t<std::is_floating_point_v<T>, double, T>;
       if constexpr (std::is_same_v<T, bool>) {
         EMBER_FAIL(name, ": not supported for bool tensors");  // unreachable: bool runs as uint8
-      } else if (leading) {
-        detail::sum_leading_cpu<T, Acc>(xs.data_ptr<T>(), out.data_ptr<T>(), inner, outer);
+      } else if (middle) {
+        detail::sum_middle_cpu<T, Acc>(xs.data_ptr<T>(), out.data_ptr<T>(), before, inner, outer / before);
       } else {
         Tensor rows = xs.permute(perm).contiguous();
         detail::reduce_rows_cpu<T, Acc>(op, rows.data_ptr<T>(), out.raw_data(), outer, inner);
