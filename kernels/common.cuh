@@ -81,6 +81,10 @@ __host__ __device__ __forceinline__ D cast(S v) {
     return cast<D>(__bfloat162float(v));
   } else if constexpr (std::is_same_v<D, bool>) {
     return v != S(0);
+  } else if constexpr (std::is_same_v<D, uint8_t> && std::is_floating_point_v<S>) {
+    // Through int64 so negatives wrap (-2.0 -> 254) as on the CPU, where the conversion goes
+    // through a wider integer; the GPU's direct float -> uint8 conversion would saturate to 0.
+    return static_cast<D>(static_cast<int64_t>(v));
   } else if constexpr (std::is_same_v<D, half>) {
     return __float2half_rn(static_cast<float>(v));
   } else if constexpr (std::is_same_v<D, bf16>) {

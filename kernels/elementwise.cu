@@ -168,6 +168,25 @@ bool unary_is_float_function(UnaryOp op) {
 
 // ---- binary ---------------------------------------------------------------------------------------
 
+/// x**y for integers, exact: the CPU computes std::pow in double, which is exact for every
+/// result below 2**53, while the GPU's pow() can land one ulp under an integer and truncate.
+template <typename C>
+__device__ __forceinline__ C int_pow(C x, C y) {
+  if (is_negative(y)) {  // |x| >= 2 gives a fraction that truncates to 0
+    if (x == C(1)) return C(1);
+    if constexpr (std::is_signed_v<C>) {
+      if (x == C(-1)) return (y & C(1)) ? C(-1) : C(1);
+    }
+    return C(0);
+  }
+  C r = 1, base = x;
+  for (C k = y; k > C(0); k = static_cast<C>(k >> 1)) {
+    if (k & C(1)) r = static_cast<C>(r * base);
+    base = static_cast<C>(base * base);
+  }
+  return r;
+}
+
 template <typename C>
 __device__ __forceinline__ C binary_value(BinaryOp op, C x, C y, C alpha) {
   switch (op) {
@@ -179,7 +198,7 @@ __device__ __forceinline__ C binary_value(BinaryOp op, C x, C y, C alpha) {
       else return static_cast<C>(static_cast<double>(x) / static_cast<double>(y));
     case BinaryOp::Pow:
       if constexpr (std::is_floating_point_v<C>) return m_pow(x, y);
-      else return static_cast<C>(pow(static_cast<double>(x), static_cast<double>(y)));
+      else return int_pow(x, y);
     case BinaryOp::Maximum:
       if (detail::is_nan(x) || detail::is_nan(y)) return x + y;
       return x > y ? x : y;

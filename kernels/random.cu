@@ -19,7 +19,8 @@ __global__ void uniform_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset
     philox::Uint4 r = philox::philox4x32(seed, offset + static_cast<uint64_t>(i));
     double u = std::is_same_v<T, double> ? philox::to_uniform_double(r.x, r.y)
                                          : static_cast<double>(philox::to_uniform_float(r.x));
-    out[i] = cast<T>(lo + (hi - lo) * u);
+    // Explicit roundings: a fused multiply-add would differ from the CPU in the last bit.
+    out[i] = cast<T>(__dadd_rn(lo, __dmul_rn(hi - lo, u)));
   }
 }
 
@@ -37,7 +38,8 @@ __global__ void normal_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset,
       u1 = 1.0 - static_cast<double>(philox::to_uniform_float(r.x));
       u2 = static_cast<double>(philox::to_uniform_float(r.y));
     }
-    out[i] = cast<T>(mean + std * sqrt(-2.0 * log(u1)) * cos(two_pi * u2));
+    double z = __dmul_rn(__dmul_rn(std, sqrt(-2.0 * log(u1))), cos(__dmul_rn(two_pi, u2)));
+    out[i] = cast<T>(__dadd_rn(mean, z));
   }
 }
 
