@@ -260,17 +260,20 @@ TEST_CASE("float16 and bfloat16 round trips through to()") {
   CHECK(ones({2}, kFloat16).to(kFloat32).to_vector<float>() == std::vector<float>{1, 1});
 }
 
-TEST_CASE("linspace with one step gives start" * doctest::skip()) {
-  // Bug in ops/factory.hpp (linspace): the generator returns `end` when i == steps - 1, which for
-  // steps == 1 is the only element, so linspace(3, 7, 1) is [7]; torch.linspace(3, 7, 1) is [3].
+TEST_CASE("linspace with one step gives start") {
+  // torch.linspace(3, 7, 1) is [3]: with one step the only element is start, not end.
   CHECK(linspace(3, 7, 1).to_vector<float>() == std::vector<float>{3});
 }
 
-TEST_CASE("value-generating factories accept float16/bfloat16" * doctest::skip()) {
-  // Bug in ops/factory.hpp (detail::generate): it dispatches with visit_dtype, which rejects the
-  // 16-bit storage types on the CPU, so arange/linspace/eye/randint and rand/randn (uniform_ and
-  // normal_ go through generate) throw for kFloat16/kBFloat16, where PyTorch returns the tensor.
-  // Fix: compute in double and convert with visit_all_dtypes (as fill_ does).
+TEST_CASE("tensor<bool> from values") {
+  auto b = tensor<bool>({true, false, true});
+  CHECK(b.dtype() == kBool);
+  CHECK(b.to_vector<bool>() == std::vector<bool>{true, false, true});
+}
+
+TEST_CASE("value-generating factories accept float16/bfloat16") {
+  // The 16-bit types are storage types on the CPU, but factories still produce them directly
+  // (values computed in double, then converted), as PyTorch does.
   CHECK(arange(4, TensorOptions(kBFloat16)).dtype() == kBFloat16);
   CHECK(linspace(0, 1, 3, kFloat16).to(kFloat32).to_vector<float>() == std::vector<float>{0, 0.5f, 1});
   CHECK(eye(2, -1, kFloat16).to(kFloat32).to_vector<float>() == std::vector<float>{1, 0, 0, 1});

@@ -155,10 +155,9 @@ TEST_CASE("expand and expand_as") {
   CHECK(c.numel() == 24);
 }
 
-TEST_CASE("expand rejects negative target sizes other than -1" * doctest::skip()) {
-  // Bug in ops/shape.hpp (Tensor::expand): for an existing dim of size 1 a target size of -2 is
-  // accepted (the check is `s == ns[i] || s == 1`), producing a tensor with a negative size.
-  // PyTorch raises "expand: the expanded size of the tensor (-2) isn't allowed".
+TEST_CASE("expand rejects negative target sizes other than -1") {
+  // A size-1 dim may expand to any size >= 0, but never to a negative one (only -1, "keep", is
+  // allowed), as in PyTorch.
   CHECK_THROWS_AS(ones({1}).expand({-2}), ember::Error);
 }
 

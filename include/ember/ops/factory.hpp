@@ -72,7 +72,12 @@ Tensor tensor(const std::vector<T>& values, const Shape& sizes, TensorOptions op
   EMBER_CHECK(sizes.numel() == static_cast<int64_t>(values.size()), "tensor: ", values.size(),
               " values do not fill a tensor of shape ", sizes);
   Tensor host = make_tensor(sizes, dtype_v<T>, kCPU);
-  if (!values.empty()) std::memcpy(host.raw_data(), values.data(), values.size() * sizeof(T));
+  if constexpr (std::is_same_v<T, bool>) {  // std::vector<bool> is packed: copy element by element
+    bool* p = host.data_ptr<bool>();
+    for (size_t i = 0; i < values.size(); ++i) p[i] = values[i];
+  } else if (!values.empty()) {
+    std::memcpy(host.raw_data(), values.data(), values.size() * sizeof(T));
+  }
   Tensor out = host.to(opts.device(), opts.dtype());
   if (out.is_same(host) || out.storage() == host.storage()) out = host;
   return detail::finish(out, opts);
@@ -115,10 +120,10 @@ namespace detail {
 template <typename F>
 Tensor generate(const Shape& sizes, const TensorOptions& opts, const F& f) {
   Tensor host = make_tensor(sizes, opts.dtype(), kCPU);
-  visit_dtype(opts.dtype(), "generate", [&]<typename T>() {
+  visit_all_dtypes(opts.dtype(), "generate", [&]<typename T>() {
     T* p = host.data_ptr<T>();
     parallel_for(0, host.numel(), kGrainSize, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) p[i] = static_cast<T>(f(i));
+      for (int64_t i = b; i < e; ++i) p[i] = convert_value<T, double>(f(i));
     });
   });
   return finish(host.to(opts.device()), opts);
@@ -143,7 +148,7 @@ inline Tensor arange(Scalar end, std::optional<TensorOptions> opts = std::nullop
 inline Tensor linspace(double start, double end, int64_t steps, const TensorOptions& opts = {}) {
   EMBER_CHECK(steps >= 0, "linspace: number of steps must be non-negative, got ", steps);
   double step = steps > 1 ? (end - start) / static_cast<double>(steps - 1) : 0.0;
-  return detail::generate({steps}, opts, [&](int64_t i) { return i == steps - 1 ? end : start + step * i; });
+  return detail::generate({steps}, opts, [&](int64_t i) { return i == steps - 1 && steps > 1 ? end : start + step * static_cast<double>(i); });
 }
 /// Identity matrix n x m (m defaults to n).
 inline Tensor eye(int64_t n, int64_t m = -1, const TensorOptions& opts = {}) {

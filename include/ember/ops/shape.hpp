@@ -216,6 +216,7 @@ inline Tensor Tensor::expand(const Shape& shape) const {
       continue;
     }
     int64_t s = size(td);
+    EMBER_CHECK(ns[i] >= -1, "expand: invalid target size ", ns[i], " at dimension ", i, " (sizes must be >= 0, or -1 to keep the existing size). Target sizes: ", shape);
     if (ns[i] == -1) ns[i] = s;
     EMBER_CHECK(s == ns[i] || s == 1, "expand: the expanded size of the tensor (", ns[i],
                 ") must match the existing size (", s, ") at non-singleton dimension ", i, ". Target sizes: ", shape,
