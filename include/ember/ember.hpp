@@ -31,3 +31,6 @@
 #include "ember/autograd/engine.hpp"
 #include "ember/autograd/gradcheck.hpp"
 #include "ember/core/print.hpp"
+
+#include "ember/nn/nn.hpp"
+#include "ember/optim/optim.hpp"

@@ -24,7 +24,7 @@ class Storage {
     if (external_) {
       if (deleter_) deleter_(data_);
     } else {
-      free_bytes(data_, device_);
+      free_bytes(data_, nbytes_, device_);
     }
   }
 
