@@ -1,0 +1,383 @@
+#include <doctest/doctest.h>
+
+#include "ember/ember.hpp"
+#include "ember/io/image.hpp"
+#include "vision_data.hpp"
+
+// Command-line smoke tests of the tutorial programs: they run the built binaries (CMake passes
+// their paths, e.g. EMBER_MNIST_CNN_BIN) on tiny data made here, so they check what a user sees:
+// exit codes, the per-epoch line, the files written, one-line errors on bad input.
+// Without a binary path (a g++ build of the tests alone) every case says so and passes.
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct RunResult {
+  int code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+/// A scratch directory removed at the end of the test case.
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const std::string& tag) {
+    path = fs::temp_directory_path() / ("ember_test_" + tag + "_" + std::to_string(::getpid()));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+/// Runs `bin args` (args already quoted as needed), capturing stdout and stderr separately.
+RunResult run(const std::string& bin, const std::string& args, const TempDir& tmp) {
+  const std::string err_file = tmp / "stderr.txt";
+  const std::string cmd = quote(bin) + " " + args + " 2>" + quote(err_file);
+  RunResult r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  r.err = slurp(err_file);
+  return r;
+}
+
+// ---- a tiny MNIST in IDX format --------------------------------------------------------------
+
+void put_be32(std::ofstream& f, uint32_t v) {
+  const char b[4] = {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
+  f.write(b, 4);
+}
+
+/// Writes `digits` (28 x 28 ink maps) as the IDX pair `<prefix>-images-idx3-ubyte` / `-labels-idx1-ubyte`.
+void write_idx(const fs::path& dir, const std::string& prefix, const std::vector<vision_data::Digit>& digits) {
+  std::ofstream im(dir / (prefix + "-images-idx3-ubyte"), std::ios::binary);
+  put_be32(im, 2051);
+  put_be32(im, static_cast<uint32_t>(digits.size()));
+  put_be32(im, 28);
+  put_be32(im, 28);
+  for (const auto& d : digits) {
+    auto bytes = ember::vision::to_u8(d.ink);
+    im.write(reinterpret_cast<const char*>(bytes.data()), 784);
+  }
+  std::ofstream lb(dir / (prefix + "-labels-idx1-ubyte"), std::ios::binary);
+  put_be32(lb, 2049);
+  put_be32(lb, static_cast<uint32_t>(digits.size()));
+  for (const auto& d : digits) lb.put(static_cast<char>(d.label));
+}
+
+/// A grey image as an 8-bit io::Image (1 channel).
+ember::io::Image to_image(const ember::vision::GrayImage& g) {
+  return {g.width, g.height, 1, ember::vision::to_u8(g)};
+}
+
+/// A single digit drawn dark on light paper, `scale` times MNIST's size.
+ember::vision::GrayImage paper_digit(const vision_data::Digit& d, int scale) {
+  auto big = ember::vision::resize_area(d.ink, 28 * scale, 28 * scale);
+  ember::vision::GrayImage img(40 * scale, 40 * scale, 0.92f);
+  for (int y = 0; y < big.height; ++y)
+    for (int x = 0; x < big.width; ++x) img(x + 6 * scale, y + 6 * scale) = 0.92f - 0.8f * big(x, y);
+  return img;
+}
+
+/// Lines of `text` that start with `prefix`.
+std::vector<std::string> lines_starting(const std::string& text, const std::string& prefix) {
+  std::vector<std::string> out;
+  std::istringstream is(text);
+  for (std::string l; std::getline(is, l);)
+    if (l.rfind(prefix, 0) == 0) out.push_back(l);
+  return out;
+}
+
+/// The last line of `text` that is not empty (the one-line error).
+std::string last_line(const std::string& text) {
+  std::istringstream is(text);
+  std::string last;
+  for (std::string l; std::getline(is, l);)
+    if (!l.empty()) last = l;
+  return last;
+}
+
+int edit_distance(const std::string& a, const std::string& b) {
+  std::vector<int> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = static_cast<int>(j);
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = static_cast<int>(i);
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1] ? 1 : 0)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+/// "path: 1234  (confidence ...)" → {path → "1234"} ("" for "no digits found").
+std::map<std::string, std::string> parse_read_output(const std::string& out) {
+  std::map<std::string, std::string> m;
+  std::istringstream is(out);
+  for (std::string l; std::getline(is, l);) {
+    auto colon = l.find(": ");
+    if (colon == std::string::npos) continue;
+    std::string rest = l.substr(colon + 2);
+    if (rest.rfind("no digits found", 0) == 0) {
+      m[l.substr(0, colon)] = "";
+      continue;
+    }
+    auto sp = rest.find("  (");
+    m[l.substr(0, colon)] = rest.substr(0, sp);
+  }
+  return m;
+}
+
+}  // namespace
+
+#ifndef EMBER_MNIST_CNN_BIN
+
+TEST_CASE("mnist_cnn command line") {
+  MESSAGE("skipped: EMBER_MNIST_CNN_BIN is not defined (build the tests with CMake, which builds examples/mnist_cnn)");
+}
+
+#else
+
+TEST_CASE("mnist_cnn: --help, and bad arguments fail with a one-line message") {
+  const std::string bin = EMBER_MNIST_CNN_BIN;
+  TempDir tmp("mnist_cli");
+
+  auto help = run(bin, "--help", tmp);
+  CHECK(help.code == 0);
+  for (const char* sub : {"train", "eval", "predict", "read"}) CHECK(help.out.find(sub) != std::string::npos);
+  for (const char* sub : {"train", "eval", "predict", "read"}) {
+    auto h = run(bin, std::string(sub) + " --help", tmp);
+    CHECK_MESSAGE(h.code == 0, sub);
+    CHECK(h.out.find("--checkpoint") != std::string::npos);
+  }
+  CHECK(run(bin, "train --help", tmp).out.find("--resume") != std::string::npos);
+  CHECK(run(bin, "read --help", tmp).out.find("--debug-out") != std::string::npos);
+
+  auto none = run(bin, "", tmp);  // a subcommand is required
+  CHECK(none.code != 0);
+  auto unknown = run(bin, "fly", tmp);
+  CHECK(unknown.code != 0);
+  auto epochs = run(bin, "train --epochs 0", tmp);
+  CHECK(epochs.code != 0);
+  CHECK(epochs.err.find("--epochs") != std::string::npos);
+  auto model = run(bin, "train --model huge", tmp);
+  CHECK(model.code != 0);
+  CHECK(model.err.find("--model") != std::string::npos);
+  auto device = run(bin, "eval --device tpu", tmp);
+  CHECK(device.code != 0);
+
+  // Missing data directory and missing checkpoint: one line starting with "error:".
+  auto nodata = run(bin, "train --data " + quote(tmp / "no_such_dir") + " --out " + quote(tmp / "o"), tmp);
+  CHECK(nodata.code != 0);
+  CHECK(last_line(nodata.err).rfind("error: ", 0) == 0);
+  CHECK(nodata.err.find("no_such_dir") != std::string::npos);
+  auto nockpt = run(bin, "eval --out " + quote(tmp / "empty"), tmp);
+  CHECK(nockpt.code != 0);
+  CHECK(nockpt.err.find("no checkpoint") != std::string::npos);
+  auto nopredict = run(bin, "predict", tmp);  // IMAGE... is required
+  CHECK(nopredict.code != 0);
+}
+
+TEST_CASE("mnist_cnn: train on a tiny IDX set, resume exactly, eval, predict, read") {
+  const std::string bin = EMBER_MNIST_CNN_BIN;
+  TempDir tmp("mnist_run");
+  fs::create_directories(tmp.path / "data");
+  auto train_digits = vision_data::synthetic_digits(96, 11);
+  auto test_digits = vision_data::synthetic_digits(40, 12);
+  write_idx(tmp.path / "data", "train", train_digits);
+  write_idx(tmp.path / "data", "t10k", test_digits);
+  const std::string common = "--data " + quote(tmp / "data") + " --threads 1 ";
+
+  // Two epochs in one go ...
+  auto full = run(bin, "train " + common + "--epochs 2 --batch-size 16 --workers 0 --out " + quote(tmp / "full"), tmp);
+  REQUIRE_MESSAGE(full.code == 0, full.err);
+  auto epoch_lines = lines_starting(full.out, "Epoch: ");
+  REQUIRE(epoch_lines.size() == 2);
+  CHECK(epoch_lines[0].find("Epoch: 1, Train_acc:") == 0);
+  CHECK(epoch_lines[0].find(", Train_loss:") != std::string::npos);
+  CHECK(epoch_lines[0].find(", Test_acc:") != std::string::npos);
+  CHECK(epoch_lines[0].find(", Test_loss:") != std::string::npos);
+  for (const char* f : {"last.safetensors", "best.safetensors", "metrics.csv", "metrics.json", "curves.png"})
+    CHECK_MESSAGE(fs::exists(tmp.path / "full" / f), f);
+  CHECK(lines_starting(slurp(tmp.path / "full" / "metrics.csv"), "2,").size() == 1);
+
+  // ... equals one epoch, then --resume for the second (model, optimizer, RNG, data order).
+  auto first = run(bin, "train " + common + "--epochs 1 --batch-size 16 --workers 0 --out " + quote(tmp / "split"), tmp);
+  REQUIRE_MESSAGE(first.code == 0, first.err);
+  CHECK(lines_starting(first.out, "Epoch: ") == std::vector<std::string>{epoch_lines[0]});
+  auto resumed = run(bin, "train " + common + "--epochs 2 --resume --out " + quote(tmp / "split"), tmp);
+  REQUIRE_MESSAGE(resumed.code == 0, resumed.err);
+  CHECK(lines_starting(resumed.out, "Epoch: ") == std::vector<std::string>{epoch_lines[1]});
+  CHECK(lines_starting(slurp(tmp.path / "split" / "metrics.csv"), "2,").size() == 1);
+
+  // The improved network trains through the same code path (1 epoch, tiny).
+  auto improved = run(bin, "train " + common + "--model improved --epochs 1 --batch-size 16 --out " + quote(tmp / "imp"), tmp);
+  CHECK_MESSAGE(improved.code == 0, improved.err);
+
+  // eval: accuracy line, confusion matrix, confusion.png in --out.
+  const std::string ckpt = " --checkpoint " + quote((tmp.path / "full" / "last.safetensors").string());
+  auto ev = run(bin, "eval " + common + "--out " + quote(tmp / "full") + ckpt, tmp);
+  REQUIRE_MESSAGE(ev.code == 0, ev.err);
+  CHECK(ev.out.find("Test_acc:") != std::string::npos);
+  CHECK(fs::exists(tmp.path / "full" / "confusion.png"));
+  // A checkpoint of the other network, or not a checkpoint at all: a clear error.
+  auto bad_ckpt = run(bin, "eval " + common + "--checkpoint " + quote(tmp / "data/train-labels-idx1-ubyte"), tmp);
+  CHECK(bad_ckpt.code != 0);
+  CHECK(last_line(bad_ckpt.err).rfind("error: ", 0) == 0);
+
+  // predict: the images people have. Dark on light, light on dark, RGBA on a transparent
+  // background, a PNG named .jpg, a blank page; a text file and a missing file fail per image.
+  const auto& d = test_digits[0];
+  auto paper = paper_digit(d, 4);
+  ember::io::write_png(tmp / "dark_on_light.png", to_image(paper));
+  ember::io::write_png(tmp / "light_on_dark.png", to_image(ember::vision::invert(paper)));
+  ember::io::Image rgba = ember::io::Image::filled(paper.width, paper.height, 4, 0);
+  for (int y = 0; y < paper.height; ++y)
+    for (int x = 0; x < paper.width; ++x) rgba.at(x, y, 3) = static_cast<uint8_t>(std::lround(255 * (0.92f - paper(x, y))));
+  ember::io::write_png(tmp / "transparent.png", rgba);
+  ember::io::write_png(tmp / "lying.jpg", to_image(paper));
+  ember::io::write_png(tmp / "blank.png", to_image(ember::vision::GrayImage(64, 64, 0.9f)));
+  std::ofstream(tmp / "notes.png") << "not an image";
+
+  std::string imgs;
+  for (const char* f : {"dark_on_light.png", "light_on_dark.png", "transparent.png", "lying.jpg", "blank.png"})
+    imgs += " " + quote(tmp / f);
+  auto pr = run(bin, "predict " + common + ckpt + imgs, tmp);
+  REQUIRE_MESSAGE(pr.code == 0, pr.err);
+  for (const char* f : {"dark_on_light.png", "light_on_dark.png", "transparent.png", "lying.jpg"}) {
+    auto l = lines_starting(pr.out, tmp / f);
+    REQUIRE_MESSAGE(l.size() == 1, f);
+    CHECK(l[0].find("(p=") != std::string::npos);
+  }
+  // Every polarity and container gives the same framed digit, hence the same answer.
+  auto digit_of = [&](const char* f) { return lines_starting(pr.out, tmp / f)[0].substr((tmp / f).size() + 2, 1); };
+  CHECK(digit_of("light_on_dark.png") == digit_of("dark_on_light.png"));
+  CHECK(digit_of("lying.jpg") == digit_of("dark_on_light.png"));
+  CHECK(lines_starting(pr.out, tmp / "blank.png") == std::vector<std::string>{tmp / "blank.png" + ": no digits found"});
+
+  auto pr_bad = run(bin, "predict " + common + ckpt + " " + quote(tmp / "notes.png") + " " + quote(tmp / "missing.png") +
+                             " " + quote(tmp / "dark_on_light.png"),
+                    tmp);
+  CHECK(pr_bad.code != 0);  // some images could not be read ...
+  CHECK(lines_starting(pr_bad.out, tmp / "dark_on_light.png").size() == 1);  // ... the others still are
+  CHECK(pr_bad.err.find("notes.png") != std::string::npos);
+  CHECK(pr_bad.err.find("missing.png") != std::string::npos);
+
+  // read: a composed number; one output digit per written digit, and the debug image.
+  vision_data::Rng rng(5);
+  auto scene = vision_data::compose(test_digits, rng, vision_data::Style::Clean);
+  ember::io::write_png(tmp / "number.png", to_image(scene.image));
+  auto rd = run(bin, "read " + common + ckpt + " " + quote(tmp / "number.png") + " " + quote(tmp / "blank.png") +
+                         " --debug-out " + quote(tmp / "debug.png"),
+                tmp);
+  REQUIRE_MESSAGE(rd.code == 0, rd.err);
+  auto got = parse_read_output(rd.out);
+  REQUIRE(got.count(tmp / "number.png") == 1);
+  CHECK(got[tmp / "number.png"].size() == scene.labels.size());
+  CHECK(got[tmp / "blank.png"] == "");
+  CHECK(fs::exists(tmp.path / "debug.png"));
+  CHECK(fs::exists(tmp.path / "debug_2.png"));  // the second image's
+  auto dbg = ember::io::read_image(tmp / "debug.png");
+  CHECK(dbg.width == scene.image.width);
+  CHECK(dbg.height == scene.image.height);
+}
+
+// The multi-digit reading benchmark: the trained network (runs/mnist_cnn/best.safetensors, or
+// $EMBER_MNIST_CHECKPOINT) reads numbers composed from MNIST test digits in four styles plus
+// synthetic phone photos. Skipped without a trained checkpoint or the MNIST test set.
+TEST_CASE("mnist_cnn: reading accuracy on the composed multi-digit set") {
+  const std::string bin = EMBER_MNIST_CNN_BIN;
+  std::string ckpt;
+  if (const char* env = std::getenv("EMBER_MNIST_CHECKPOINT")) ckpt = env;
+#ifdef EMBER_SOURCE_DIR
+  if (ckpt.empty()) ckpt = std::string(EMBER_SOURCE_DIR) + "/runs/mnist_cnn/best.safetensors";
+#endif
+  if (ckpt.empty() || !fs::exists(ckpt)) {
+    MESSAGE("skipped: no trained checkpoint (run `mnist_cnn train` or set EMBER_MNIST_CHECKPOINT)");
+    return;
+  }
+  bool real = false;
+  auto pool = vision_data::digit_source(3000, real);
+  if (!real) {
+    MESSAGE("skipped: the MNIST test set is not on this machine");
+    return;
+  }
+  TempDir tmp("mnist_read");
+  vision_data::Rng rng(2024);
+  std::vector<std::pair<std::string, std::string>> truth;  // file, digits
+  std::string files;
+  const int kScenes = 200;
+  for (int i = 0; i < kScenes; ++i) {
+    auto style = static_cast<vision_data::Style>(i % 4);
+    auto sc = vision_data::compose(pool, rng, style);
+    std::string label;
+    for (int l : sc.labels) label += static_cast<char>('0' + l);
+    std::string f = tmp / ("scene_" + std::to_string(i) + ".pgm");
+    vision_data::write_pgm(f, sc.image);
+    truth.emplace_back(f, label);
+    files += " " + quote(f);
+  }
+  for (int i = 0; i < 4; ++i) {
+    std::string digits;
+    for (int k = 0; k < 6; ++k) digits += static_cast<char>('0' + rng.integer(0, 9));
+    auto sc = vision_data::phone_photo(digits, 100 + i);
+    std::string f = tmp / ("photo_" + std::to_string(i) + ".pgm");
+    vision_data::write_pgm(f, sc.image);
+    truth.emplace_back(f, digits);
+    files += " " + quote(f);
+  }
+  auto rd = run(bin, "read --checkpoint " + quote(ckpt) + files, tmp);
+  REQUIRE_MESSAGE(rd.code == 0, rd.err);
+  auto got = parse_read_output(rd.out);
+  int64_t digits = 0, wrong = 0, strings_ok = 0, photos_ok = 0;
+  for (const auto& [f, want] : truth) {
+    const std::string have = got.count(f) ? got[f] : std::string("?");
+    digits += static_cast<int64_t>(want.size());
+    wrong += std::min<int64_t>(edit_distance(have, want), static_cast<int64_t>(want.size()));
+    strings_ok += have == want;
+    if (f.find("photo_") != std::string::npos) photos_ok += have == want;
+  }
+  const double digit_acc = 1.0 - static_cast<double>(wrong) / static_cast<double>(digits);
+  const double string_acc = static_cast<double>(strings_ok) / static_cast<double>(truth.size());
+  MESSAGE("composed set: ", truth.size(), " images, ", digits, " digits; digit accuracy ", digit_acc,
+          ", whole strings ", string_acc, ", phone photos read exactly: ", photos_ok, "/4");
+  CHECK(digit_acc >= 0.97);
+  CHECK(string_acc >= 0.90);
+  CHECK(photos_ok == 4);
+}
+
+#endif  // EMBER_MNIST_CNN_BIN
