@@ -8,7 +8,8 @@
 ///   }
 ///   bar.close();
 ///
-/// draws  `Epoch 1/8  45%|█████▍      | 843/1875 [00:04<00:05, 190.2it/s, loss=0.3100, acc=0.9700]`.
+/// draws  `Epoch 1/8  44%|███████████▏             | 843/1875 [00:04<00:05, 190.2it/s, loss=0.3100, acc=0.9700]`
+/// (the percentage rounds down, so 100 % means done).
 ///
 /// On a terminal the line is redrawn in place (carriage return) at most every `min_interval`
 /// seconds, so a training step pays only for a clock read. When stderr is a file or a pipe (a log,
