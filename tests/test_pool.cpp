@@ -1,0 +1,221 @@
+#include <doctest/doctest.h>
+
+#include "ember/ember.hpp"
+#include "ember/nn/nn.hpp"
+#include "ember/ops/pool.hpp"
+
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+// max_pool2d (+ indices), avg_pool2d, adaptive_avg_pool2d and their modules: hand-checked values,
+// PyTorch goldens (tests/golden/layers.json), gradcheck + gradgradcheck in float64, errors, reprs.
+
+#ifndef EMBER_SOURCE_DIR
+#define EMBER_SOURCE_DIR "."
+#endif
+
+namespace {
+
+using ember::Tensor;
+using ember::tensor_list;
+using json = nlohmann::json;
+
+ember::TensorOptions f64g() { return ember::TensorOptions(ember::kFloat64).requires_grad(true); }
+
+Tensor from_json(const json& j) {
+  ember::Shape shape(j.at("shape").get<std::vector<int64_t>>());
+  if (j.at("dtype") == "int64") return ember::tensor(j.at("data").get<std::vector<int64_t>>(), shape);
+  return ember::tensor(j.at("data").get<std::vector<double>>(), shape);
+}
+
+/// Empty when `a` matches the JSON tensor within 1e-9; otherwise what differs.
+std::string compare(const Tensor& a, const json& e, const std::string& what) {
+  std::ostringstream os;
+  os.precision(17);
+  if (!a.defined()) return what + ": undefined";
+  ember::Shape shape(e.at("shape").get<std::vector<int64_t>>());
+  if (a.sizes() != shape) {
+    os << what << ": shape " << a.sizes() << ", expected " << shape;
+    return os.str();
+  }
+  std::vector<double> av = a.to_vector<double>(), ev = e.at("data").get<std::vector<double>>();
+  for (size_t i = 0; i < ev.size(); ++i) {
+    if (!(std::abs(av[i] - ev[i]) <= 1e-9 + 1e-9 * std::abs(ev[i]))) {
+      os << what << ": element " << i << " is " << av[i] << ", PyTorch gives " << ev[i];
+      return os.str();
+    }
+  }
+  return "";
+}
+
+const json& golden() {
+  static const json j = [] {
+    std::ifstream f(std::string(EMBER_SOURCE_DIR) + "/tests/golden/layers.json");
+    return f ? json::parse(f) : json();
+  }();
+  return j;
+}
+
+/// Runs `fn` on every golden case of `op` and compares output and input gradients.
+int run_golden(const std::string& op, const std::function<Tensor(const tensor_list&, const json&)>& fn) {
+  const json& g = golden();
+  if (g.is_null()) {
+    MESSAGE("tests/golden/layers.json not found (define EMBER_SOURCE_DIR); golden cases skipped");
+    return 0;
+  }
+  int n = 0;
+  for (const json& c : g.at("cases")) {
+    if (c.at("op") != op) continue;
+    ++n;
+    std::string name = c.at("name");
+    tensor_list in;
+    for (const json& t : c.at("inputs")) in.push_back(from_json(t));
+    tensor_list diff;
+    for (size_t i = 0; i < in.size(); ++i)
+      if (!c.at("grads").at(i).is_null()) {
+        in[i].requires_grad_(true);
+        diff.push_back(in[i]);
+      }
+    Tensor out = fn(in, c.at("args"));
+    CHECK_MESSAGE(compare(out, c.at("output"), name + " output") == "", compare(out, c.at("output"), name + " output"));
+    tensor_list grads = ember::autograd::grad({out}, diff, {from_json(c.at("grad_output"))});
+    size_t k = 0;
+    for (size_t i = 0; i < in.size(); ++i) {
+      if (c.at("grads").at(i).is_null()) continue;
+      std::string what = name + " grad of input " + std::to_string(i);
+      std::string msg = compare(grads[k++], c.at("grads").at(i), what);
+      CHECK_MESSAGE(msg == "", msg);
+    }
+  }
+  return n;
+}
+
+ember::Int2 int2(const json& j) {
+  if (j.is_array()) return {j.at(0).get<int64_t>(), j.at(1).get<int64_t>()};
+  return j.get<int64_t>();
+}
+
+}  // namespace
+
+TEST_CASE("max_pool2d: hand-checked values and indices") {
+  Tensor x = ember::tensor<float>({1, 5, 2, 0,  //
+                                   3, 4, 7, 1,  //
+                                   9, 0, 1, 1,  //
+                                   2, 8, 1, 6},
+                                  {1, 1, 4, 4});
+  auto [v, idx] = ember::max_pool2d_with_indices(x, 2);
+  CHECK(v.to_vector<float>() == std::vector<float>{5, 7, 9, 6});
+  CHECK(idx.dtype() == ember::kInt64);
+  CHECK(idx.to_vector<int64_t>() == std::vector<int64_t>{1, 6, 8, 15});
+  // Unbatched input, odd size floors; ceil_mode keeps the partial window.
+  CHECK(ember::max_pool2d(ember::zeros({3, 5, 5}), 2).sizes() == ember::Shape{3, 2, 2});
+  CHECK(ember::max_pool2d(ember::zeros({3, 5, 5}), 2, std::nullopt, 0, 1, true).sizes() == ember::Shape{3, 3, 3});
+  // The gradient goes to the argmax only.
+  Tensor xg = x.to(ember::kFloat64).requires_grad_(true);
+  ember::max_pool2d(xg, 2).sum().backward();
+  CHECK(xg.grad().to_vector<double>() ==
+        std::vector<double>{0, 1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1});
+  // A NaN in a window wins (as in PyTorch).
+  Tensor n = ember::tensor<float>({1, std::numeric_limits<float>::quiet_NaN(), 2, 3}, {1, 1, 2, 2});
+  CHECK(std::isnan(ember::max_pool2d(n, 2).item<float>()));
+}
+
+TEST_CASE("avg_pool2d / adaptive_avg_pool2d: hand-checked values") {
+  Tensor x = ember::arange(16, ember::TensorOptions(ember::kFloat64)).view({1, 1, 4, 4});
+  CHECK(ember::avg_pool2d(x, 2).to_vector<double>() == std::vector<double>{2.5, 4.5, 10.5, 12.5});
+  // padding 1, kernel 2, stride 2: corner window holds x[0,0] and three zeros.
+  CHECK(ember::avg_pool2d(x, 2, 2, 1).to_vector<double>()[0] == 0.0);
+  CHECK(ember::avg_pool2d(x, 2, 2, 1, false, true).to_vector<double>()[1] == (1 + 2) / 4.0);
+  CHECK(ember::avg_pool2d(x, 2, 2, 1, false, false).to_vector<double>()[1] == (1 + 2) / 2.0);
+  CHECK(ember::adaptive_avg_pool2d(x, 1).item<double>() == 7.5);
+  CHECK(ember::adaptive_avg_pool2d(x, {2, 1}).to_vector<double>() == std::vector<double>{3.5, 11.5});
+  // Non-contiguous input (a transposed view) gives the transposed result.
+  Tensor xt = x.transpose(2, 3);
+  CHECK(ember::avg_pool2d(xt, 2).to_vector<double>() == std::vector<double>{2.5, 10.5, 4.5, 12.5});
+}
+
+TEST_CASE("pooling: matches PyTorch (goldens)") {
+  int n = run_golden("max_pool2d", [](const tensor_list& in, const json& a) {
+    auto [v, idx] = ember::max_pool2d_with_indices(in[0], int2(a.at("kernel")), int2(a.at("stride")),
+                                                   int2(a.at("padding")), int2(a.at("dilation")),
+                                                   a.at("ceil_mode").get<bool>());
+    return v;
+  });
+  CHECK(n == 5);
+  // The indices too.
+  for (const json& c : golden().is_null() ? json::array() : golden().at("cases")) {
+    if (c.at("op") != "max_pool2d") continue;
+    const json& a = c.at("args");
+    auto [v, idx] = ember::max_pool2d_with_indices(from_json(c.at("inputs").at(0)), int2(a.at("kernel")),
+                                                   int2(a.at("stride")), int2(a.at("padding")), int2(a.at("dilation")),
+                                                   a.at("ceil_mode").get<bool>());
+    CHECK(idx.to_vector<int64_t>() == c.at("extra").at("indices").at("data").get<std::vector<int64_t>>());
+  }
+  n = run_golden("avg_pool2d", [](const tensor_list& in, const json& a) {
+    return ember::avg_pool2d(in[0], int2(a.at("kernel")), int2(a.at("stride")), int2(a.at("padding")),
+                             a.at("ceil_mode").get<bool>(), a.at("count_include_pad").get<bool>());
+  });
+  CHECK(n == 5);
+  n = run_golden("adaptive_avg_pool2d",
+                 [](const tensor_list& in, const json& a) { return ember::adaptive_avg_pool2d(in[0], int2(a.at("output_size"))); });
+  CHECK(n == 4);
+}
+
+TEST_CASE("pooling: gradcheck and gradgradcheck (float64)") {
+  // Distinct values, so no max tie sits within the finite-difference step.
+  Tensor x = (ember::randperm(2 * 2 * 7 * 6).to(ember::kFloat64) * 0.1).view({2, 2, 7, 6}).requires_grad_(true);
+  auto mp = [](const tensor_list& in) { return ember::max_pool2d(in[0], {3, 2}, {2, 1}, 1, 1, true); };
+  CHECK_GRADS(mp, {x});
+  auto mpd = [](const tensor_list& in) { return ember::max_pool2d(in[0], 2, 1, 1, 2); };
+  CHECK_GRADS(mpd, {x});
+  Tensor y = ember::randn({2, 2, 7, 6}, f64g());
+  auto ap = [](const tensor_list& in) { return ember::avg_pool2d(in[0], 3, 2, 1, true, false); };
+  CHECK_GRADS(ap, {y});
+  auto ap2 = [](const tensor_list& in) { return ember::avg_pool2d(in[0], {2, 3}, 1, {1, 0}); };
+  CHECK_GRADS(ap2, {y});
+  auto ad = [](const tensor_list& in) { return ember::adaptive_avg_pool2d(in[0], {3, 4}); };
+  CHECK_GRADS(ad, {y});
+  // max_pool2d_backward itself: differentiable in the gradient it scatters.
+  auto [v, idx] = ember::max_pool2d_with_indices(x.detach(), 2);
+  Tensor g = ember::randn(v.sizes(), f64g());
+  auto mb = [idx = idx](const tensor_list& in) { return ember::max_pool2d_backward(in[0], idx, {2, 2, 7, 6}); };
+  CHECK_GRADS(mb, {g});
+}
+
+TEST_CASE("pooling: error messages") {
+  CHECK_THROWS_WITH_AS(ember::max_pool2d(ember::zeros({4, 4}), 2), doctest::Contains("max_pool2d: expected a non-empty 3-d"),
+                       ember::Error);
+  CHECK_THROWS_WITH_AS(ember::max_pool2d(ember::zeros({1, 1, 4, 4}), 2, 2, 2),
+                       doctest::Contains("max_pool2d: pad should be non-negative and at most half"), ember::Error);
+  CHECK_THROWS_WITH_AS(ember::max_pool2d(ember::zeros({1, 1, 2, 2}), 3), doctest::Contains("output size"), ember::Error);
+  CHECK_THROWS_WITH_AS(ember::avg_pool2d(ember::zeros({1, 1, 4, 4}), 0), doctest::Contains("avg_pool2d: kernel_size must be positive"),
+                       ember::Error);
+  CHECK_THROWS_WITH_AS(ember::adaptive_avg_pool2d(ember::zeros({1, 1, 4, 4}), 0),
+                       doctest::Contains("adaptive_avg_pool2d: output_size must be positive"), ember::Error);
+  CHECK_THROWS_WITH_AS(ember::max_pool2d(ember::zeros({1, 1, 4, 4}, ember::kInt64), 2),
+                       doctest::Contains("max_pool2d: expected a float32 or float64"), ember::Error);
+}
+
+TEST_CASE("nn pooling modules: forward, repr, no state") {
+  namespace nn = ember::nn;
+  auto mp = std::make_shared<nn::MaxPool2d>(2);
+  CHECK(mp->repr() == "MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)");
+  CHECK(mp->forward(ember::randn({2, 3, 26, 26})).sizes() == ember::Shape{2, 3, 13, 13});
+  CHECK(mp->state_dict().size() == 0);
+  nn::MaxPool2d mp2(nn::MaxPool2dOptions({3, 2}).stride(1).ceil_mode(true));
+  CHECK(mp2.repr() == "MaxPool2d(kernel_size=(3, 2), stride=1, padding=0, dilation=1, ceil_mode=True)");
+  nn::AvgPool2d ap(nn::AvgPool2dOptions(3).stride(2).padding(1));
+  CHECK(ap.repr() == "AvgPool2d(kernel_size=3, stride=2, padding=1)");
+  CHECK(ap.forward(ember::randn({1, 2, 7, 7})).sizes() == ember::Shape{1, 2, 4, 4});
+  nn::AdaptiveAvgPool2d gap(1);
+  CHECK(gap.repr() == "AdaptiveAvgPool2d(output_size=1)");
+  CHECK(gap.forward(ember::randn({2, 5, 7, 3})).sizes() == ember::Shape{2, 5, 1, 1});
+  CHECK(nn::AdaptiveAvgPool2d({2, 3}).repr() == "AdaptiveAvgPool2d(output_size=(2, 3))");
+}
