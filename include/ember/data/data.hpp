@@ -1,7 +1,8 @@
 #pragma once
 /// Umbrella header of the data layer: datasets, samplers, the DataLoader, transforms, the
-/// MNIST/IDX reader and the data directory lookup. The MNIST reader includes <zlib.h>: link
-/// with -lz (CMake: ZLIB::ZLIB). Code without zlib can include the other headers one by one.
+/// MNIST/IDX reader and the data directory lookup. The MNIST reader uses <zlib.h> for .gz files
+/// when the header exists (programs that read MNIST then link -lz, CMake ZLIB::ZLIB); without
+/// it everything compiles, plain IDX files still load and a .gz file gets a clear error.
 #include "ember/data/dataset.hpp"
 #include "ember/data/sampler.hpp"
 #include "ember/data/dataloader.hpp"

@@ -1,6 +1,8 @@
 #pragma once
 /// MNIST (and Fashion-MNIST, same format) from the four IDX files, plain or gzipped
-/// (torchvision.datasets.MNIST / libtorch's data::datasets::MNIST). Needs zlib (link -lz).
+/// (torchvision.datasets.MNIST / libtorch's data::datasets::MNIST). Gzipped files need zlib
+/// (link -lz); where <zlib.h> is missing (or EMBER_NO_ZLIB is defined) plain files still work and
+/// a .gz file gives an error saying how to proceed.
 ///
 /// Files are checked as they are read, and every error names the file and what was wrong:
 /// magic number (2051 for images, 2049 for labels), image size (28x28), truncated or corrupt
@@ -16,7 +18,12 @@
 ///   ember::data::MNIST train(dir, /*train=*/true), test(dir, false);
 ///   auto e = train.get(0);   // e.data [1, 28, 28], e.target = 5
 /// ```
+#if __has_include(<zlib.h>) && !defined(EMBER_NO_ZLIB)
 #include <zlib.h>
+#define EMBER_HAVE_ZLIB 1
+#else
+#include <cstdio>
+#endif
 
 #include <algorithm>
 #include <cerrno>
@@ -42,6 +49,7 @@ inline constexpr uint32_t kIdxLabelsMagic = 2049;  // 0x00000801: unsigned bytes
 
 namespace detail {
 
+#ifdef EMBER_HAVE_ZLIB
 /// A gzFile that closes itself. zlib reads plain files transparently, so one reader serves both.
 struct GzFile {
   gzFile f = nullptr;
@@ -53,6 +61,7 @@ struct GzFile {
   }
   GzFile(const GzFile&) = delete;
   GzFile& operator=(const GzFile&) = delete;
+  bool is_open() const { return f != nullptr; }
 
   /// Reads up to n bytes; returns how many arrived, or -1 on a zlib error.
   int64_t read(void* dst, int64_t n) {
@@ -74,6 +83,32 @@ struct GzFile {
     return code == Z_OK || msg == nullptr ? std::string() : std::string(msg);
   }
 };
+#else
+/// Without zlib: plain files only; a gzip stream is refused with a clear error.
+struct GzFile {
+  std::FILE* f = nullptr;
+  std::string path;
+  bool first = true;
+  explicit GzFile(const std::string& p) : f(std::fopen(p.c_str(), "rb")), path(p) {}
+  ~GzFile() {
+    if (f) std::fclose(f);
+  }
+  GzFile(const GzFile&) = delete;
+  GzFile& operator=(const GzFile&) = delete;
+  bool is_open() const { return f != nullptr; }
+  int64_t read(void* dst, int64_t n) {
+    int64_t got = static_cast<int64_t>(std::fread(dst, 1, static_cast<size_t>(n), f));
+    if (first && got >= 2) {
+      const auto* b = static_cast<const unsigned char*>(dst);
+      EMBER_CHECK(!(b[0] == 0x1F && b[1] == 0x8B), "read_idx: ", path, ": the file is gzip-compressed but Ember was "
+                  "compiled without zlib; install zlib (apt-get install zlib1g-dev, link -lz) or unpack it with gunzip");
+    }
+    first = false;
+    return std::ferror(f) ? -1 : got;
+  }
+  std::string error() const { return std::ferror(f) ? std::strerror(errno) : ""; }
+};
+#endif
 
 inline uint32_t big_endian_u32(const unsigned char* b) {
   return (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) | uint32_t{b[3]};
@@ -89,7 +124,7 @@ inline Tensor read_idx(const std::string& path, uint32_t expected_magic, const c
   std::error_code ec;
   EMBER_CHECK(fs::is_regular_file(path, ec), "read_idx: ", path, ": no such file (expected the MNIST ", what, " file)");
   detail::GzFile file(path);
-  EMBER_CHECK(file.f != nullptr, "read_idx: ", path, ": cannot open the file: ", std::strerror(errno));
+  EMBER_CHECK(file.is_open(), "read_idx: ", path, ": cannot open the file: ", std::strerror(errno));
 
   unsigned char head[4];
   int64_t got = file.read(head, 4);
