@@ -1,0 +1,218 @@
+#include <doctest/doctest.h>
+
+#include "ember/ember.hpp"
+#include "ember/nn/nn.hpp"
+#include "ember/nn/batchnorm.hpp"
+#include "ember/ops/batch_norm.hpp"
+
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+// batch_norm and nn::BatchNorm1d/2d: hand-checked values,
+// PyTorch goldens (tests/golden/layers.json), gradcheck + gradgradcheck in float64, errors, reprs.
+
+#ifndef EMBER_SOURCE_DIR
+#define EMBER_SOURCE_DIR "."
+#endif
+
+namespace {
+
+using ember::Tensor;
+using ember::tensor_list;
+using json = nlohmann::json;
+
+ember::TensorOptions f64g() { return ember::TensorOptions(ember::kFloat64).requires_grad(true); }
+
+Tensor from_json(const json& j) {
+  ember::Shape shape(j.at("shape").get<std::vector<int64_t>>());
+  if (j.at("dtype") == "int64") return ember::tensor(j.at("data").get<std::vector<int64_t>>(), shape);
+  return ember::tensor(j.at("data").get<std::vector<double>>(), shape);
+}
+
+/// Empty when `a` matches the JSON tensor within 1e-9; otherwise what differs.
+std::string compare(const Tensor& a, const json& e, const std::string& what) {
+  std::ostringstream os;
+  os.precision(17);
+  if (!a.defined()) return what + ": undefined";
+  ember::Shape shape(e.at("shape").get<std::vector<int64_t>>());
+  if (a.sizes() != shape) {
+    os << what << ": shape " << a.sizes() << ", expected " << shape;
+    return os.str();
+  }
+  std::vector<double> av = a.to_vector<double>(), ev = e.at("data").get<std::vector<double>>();
+  for (size_t i = 0; i < ev.size(); ++i) {
+    if (!(std::abs(av[i] - ev[i]) <= 1e-9 + 1e-9 * std::abs(ev[i]))) {
+      os << what << ": element " << i << " is " << av[i] << ", PyTorch gives " << ev[i];
+      return os.str();
+    }
+  }
+  return "";
+}
+
+const json& golden() {
+  static const json j = [] {
+    std::ifstream f(std::string(EMBER_SOURCE_DIR) + "/tests/golden/layers.json");
+    return f ? json::parse(f) : json();
+  }();
+  return j;
+}
+
+/// Runs `fn` on every golden case of `op` and compares output and input gradients.
+int run_golden(const std::string& op, const std::function<Tensor(const tensor_list&, const json&)>& fn) {
+  const json& g = golden();
+  if (g.is_null()) {
+    MESSAGE("tests/golden/layers.json not found (define EMBER_SOURCE_DIR); golden cases skipped");
+    return 0;
+  }
+  int n = 0;
+  for (const json& c : g.at("cases")) {
+    if (c.at("op") != op) continue;
+    ++n;
+    std::string name = c.at("name");
+    tensor_list in;
+    for (const json& t : c.at("inputs")) in.push_back(from_json(t));
+    tensor_list diff;
+    for (size_t i = 0; i < in.size(); ++i)
+      if (!c.at("grads").at(i).is_null()) {
+        in[i].requires_grad_(true);
+        diff.push_back(in[i]);
+      }
+    Tensor out = fn(in, c.at("args"));
+    CHECK_MESSAGE(compare(out, c.at("output"), name + " output") == "", compare(out, c.at("output"), name + " output"));
+    tensor_list grads = ember::autograd::grad({out}, diff, {from_json(c.at("grad_output"))});
+    size_t k = 0;
+    for (size_t i = 0; i < in.size(); ++i) {
+      if (c.at("grads").at(i).is_null()) continue;
+      std::string what = name + " grad of input " + std::to_string(i);
+      std::string msg = compare(grads[k++], c.at("grads").at(i), what);
+      CHECK_MESSAGE(msg == "", msg);
+    }
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("batch_norm: hand-checked training and eval values, running statistics") {
+  // One channel with values 1, 3 (mean 2, biased var 1, unbiased var 2).
+  Tensor x = ember::tensor<double>({1, 3}, {2, 1});
+  Tensor rm = ember::zeros({1}, ember::kFloat64), rv = ember::ones({1}, ember::kFloat64);
+  Tensor y = ember::batch_norm(x, rm, rv, {}, {}, true, 0.1, 0.0);
+  CHECK(y.to_vector<double>() == std::vector<double>{-1, 1});
+  CHECK(rm.item<double>() == doctest::Approx(0.2));
+  CHECK(rv.item<double>() == doctest::Approx(0.9 + 0.1 * 2));
+  // Eval: (x - rm) / sqrt(rv + eps) * w + b.
+  Tensor w = ember::tensor<double>({2.0}), b = ember::tensor<double>({0.5});
+  Tensor z = ember::batch_norm(x, rm, rv, w, b, false, 0.1, 0.0);
+  CHECK(z.to_vector<double>()[0] == doctest::Approx((1 - 0.2) / std::sqrt(1.1) * 2 + 0.5));
+  // Eval does not touch the running statistics.
+  CHECK(rm.item<double>() == doctest::Approx(0.2));
+  // Training without running statistics is allowed (batch statistics only).
+  CHECK(ember::batch_norm(x, {}, {}, {}, {}, true).sizes() == ember::Shape{2, 1});
+}
+
+TEST_CASE("batch_norm: matches PyTorch (goldens, incl. running stats after the step)") {
+  const json& g = golden();
+  int n = run_golden("batch_norm", [](const tensor_list& in, const json& a) {
+    bool affine = a.at("affine").get<bool>();
+    return ember::batch_norm(in[0], in[1], in[2], affine ? in[3] : Tensor(), affine ? in[4] : Tensor(),
+                             a.at("training").get<bool>(), a.at("momentum").get<double>(), a.at("eps").get<double>());
+  });
+  CHECK(n == 5);
+  for (const json& c : g.is_null() ? json::array() : g.at("cases")) {
+    if (c.at("op") != "batch_norm") continue;
+    const json& a = c.at("args");
+    Tensor x = from_json(c.at("inputs").at(0)), rm = from_json(c.at("inputs").at(1)), rv = from_json(c.at("inputs").at(2));
+    bool affine = a.at("affine").get<bool>();
+    ember::batch_norm(x, rm, rv, affine ? from_json(c.at("inputs").at(3)) : Tensor(),
+                      affine ? from_json(c.at("inputs").at(4)) : Tensor(), a.at("training").get<bool>(),
+                      a.at("momentum").get<double>(), a.at("eps").get<double>());
+    std::string name = c.at("name");
+    std::string m1 = compare(rm, c.at("extra").at("running_mean"), name + " running_mean");
+    std::string m2 = compare(rv, c.at("extra").at("running_var"), name + " running_var");
+    CHECK_MESSAGE(m1 == "", m1);
+    CHECK_MESSAGE(m2 == "", m2);
+  }
+}
+
+TEST_CASE("batch_norm: gradcheck and gradgradcheck (float64, training and eval)") {
+  Tensor x = ember::randn({4, 3, 2, 2}, f64g()), w = ember::randn({3}, f64g()), b = ember::randn({3}, f64g());
+  auto train = [](const tensor_list& in) {
+    return ember::batch_norm(in[0], {}, {}, in[1], in[2], true, 0.1, 1e-5);
+  };
+  CHECK_GRADS(train, {x, w, b});
+  Tensor x1 = ember::randn({5, 2}, f64g());
+  auto train1d = [](const tensor_list& in) { return ember::batch_norm(in[0], {}, {}, {}, {}, true); };
+  CHECK_GRADS(train1d, {x1});
+  Tensor rm = ember::randn({3}, ember::kFloat64), rv = ember::rand({3}, ember::kFloat64) + 0.5;
+  auto eval = [rm, rv](const tensor_list& in) { return ember::batch_norm(in[0], rm, rv, in[1], in[2], false); };
+  CHECK_GRADS(eval, {x, w, b});
+}
+
+TEST_CASE("batch_norm: error messages") {
+  CHECK_THROWS_WITH_AS(ember::batch_norm(ember::randn({1, 3}), {}, {}, {}, {}, true),
+                       doctest::Contains("batch_norm: expected more than 1 value per channel when training"), ember::Error);
+  CHECK_THROWS_WITH_AS(ember::batch_norm(ember::randn({4, 3}), ember::zeros({2}), ember::ones({2})),
+                       doctest::Contains("batch_norm: expected running_mean of shape [3]"), ember::Error);
+  CHECK_THROWS_WITH_AS(ember::batch_norm(ember::randn({4, 3}), {}, {}, {}, {}, false),
+                       doctest::Contains("required in eval mode"), ember::Error);
+  CHECK_THROWS_WITH_AS(ember::batch_norm(ember::randn({4}), {}, {}, {}, {}, true),
+                       doctest::Contains("batch_norm: expected an input of shape [N, C]"), ember::Error);
+  ember::nn::BatchNorm2d bn(3);
+  CHECK_THROWS_WITH_AS(bn.forward(ember::randn({4, 3})), doctest::Contains("BatchNorm2d: expected 4D input (got 2D"),
+                       ember::Error);
+  CHECK_THROWS_WITH_AS(bn.forward(ember::randn({4, 2, 3, 3})), doctest::Contains("BatchNorm2d: expected input with 3 channels"),
+                       ember::Error);
+  ember::nn::BatchNorm1d bn1(3);
+  CHECK_THROWS_WITH_AS(bn1.forward(ember::randn({4, 3, 2, 2})), doctest::Contains("BatchNorm1d: expected 2D or 3D input"),
+                       ember::Error);
+}
+
+TEST_CASE("nn::BatchNorm1d/2d: state_dict keys, running stats, eval mode, repr") {
+  namespace nn = ember::nn;
+  auto bn = std::make_shared<nn::BatchNorm2d>(4);
+  CHECK(bn->state_dict().keys() ==
+        std::vector<std::string>{"weight", "bias", "running_mean", "running_var", "num_batches_tracked"});
+  CHECK(bn->num_batches_tracked.dtype() == ember::kInt64);
+  CHECK(bn->repr() == "BatchNorm2d(4, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)");
+  Tensor x = ember::randn({8, 4, 3, 3}) * 2 + 3;
+  Tensor y = bn->forward(x);
+  CHECK(bn->num_batches_tracked.item<int64_t>() == 1);
+  // Training output is normalised per channel.
+  CHECK(ember::max(ember::abs(ember::mean(y, {0, 2, 3}))).item<float>() < 1e-5);
+  Tensor expected_rm = ember::mean(x, {0, 2, 3}) * 0.1;
+  CHECK(ember::max(ember::abs(bn->running_mean - expected_rm)).item<float>() < 1e-5);
+  bn->eval();
+  Tensor rm_before = bn->running_mean.clone();
+  Tensor z = bn->forward(x);
+  CHECK(ember::max(ember::abs(bn->running_mean - rm_before)).item<float>() == 0);
+  CHECK(bn->num_batches_tracked.item<int64_t>() == 1);
+  Tensor manual = (x - bn->running_mean.view({1, 4, 1, 1})) / ember::sqrt(bn->running_var.view({1, 4, 1, 1}) + 1e-5);
+  CHECK(ember::max(ember::abs(z - manual)).item<float>() < 1e-4);
+
+  // Cumulative average (momentum = None) and no affine / no running stats.
+  nn::BatchNorm1d cum(nn::BatchNorm1dOptions(2).momentum(std::nullopt).affine(false));
+  CHECK(cum.repr() == "BatchNorm1d(2, eps=1e-05, momentum=None, affine=False, track_running_stats=True)");
+  CHECK(cum.state_dict().keys() == std::vector<std::string>{"running_mean", "running_var", "num_batches_tracked"});
+  Tensor a = ember::tensor<float>({0, 0, 2, 2}, {2, 2}), b = ember::tensor<float>({4, 4, 6, 6}, {2, 2});
+  cum.forward(a);
+  cum.forward(b);
+  CHECK(cum.running_mean.to_vector<float>() == std::vector<float>{3, 3});  // (1 + 5) / 2
+  nn::BatchNorm1d nostats(nn::BatchNorm1dOptions(2).track_running_stats(false));
+  CHECK(nostats.state_dict().keys() == std::vector<std::string>{"weight", "bias"});
+  nostats.eval();
+  CHECK(nostats.forward(ember::randn({3, 2, 5})).sizes() == ember::Shape{3, 2, 5});  // batch statistics
+
+  // Gradients reach weight and bias.
+  bn->train();
+  (bn->forward(x) * ember::randn({8, 4, 3, 3})).sum().backward();
+  CHECK(bn->weight.grad().defined());
+  CHECK(bn->bias.grad().defined());
+}
