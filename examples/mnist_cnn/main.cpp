@@ -1,0 +1,596 @@
+// mnist_cnn: the first Ember tutorial. Trains the classic small CNN on MNIST (or a better one of
+// our design), evaluates it, and uses it to recognise digits in real images: one digit per image
+// (`predict`) or a whole number written on paper (`read`).
+//
+//   mnist_cnn train                      # the original network: 8 epochs, SGD, batch 32
+//   mnist_cnn train --model improved     # conv-BN-ReLU blocks, augmentation, AdamW + cosine
+//   mnist_cnn eval                       # accuracy, loss, confusion matrix (+ confusion.png)
+//   mnist_cnn predict seven.png          # one digit per image
+//   mnist_cnn read photo.jpg --debug-out boxes.png
+//
+// Read it top to bottom like libtorch's cpp/mnist/mnist.cpp: the constants, the two networks,
+// train() and test(), then one function per subcommand and main().
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "ember/ember.hpp"
+#include "ember/cuda/device.hpp"
+#include "ember/nn/batchnorm.hpp"
+#include "ember/data/data.hpp"
+#include "ember/io/io.hpp"
+#include "ember/utils/image_grid.hpp"
+#include "ember/utils/plot.hpp"
+#include "ember/utils/utils.hpp"
+#include "ember/vision/vision.hpp"
+
+namespace fs = std::filesystem;
+using namespace ember;
+namespace F = ember::nn::functional;
+
+// ---- constants ---------------------------------------------------------------------------------
+
+constexpr const char* kDefaultOut = "runs/mnist_cnn";
+constexpr int64_t kEpochs = 8;
+constexpr int64_t kBatchSize = 32;
+constexpr int64_t kTestBatchSize = 1000;
+constexpr uint64_t kSeed = 1;
+// MNIST's pixel mean and standard deviation (torchvision's Normalize((0.1307,), (0.3081,))).
+constexpr double kMean = 0.1307;
+constexpr double kStd = 0.3081;
+constexpr int64_t kClasses = 10;
+
+// ---- the networks ------------------------------------------------------------------------------
+
+/// The original tutorial's network, layer for layer (note: no activation between the two
+/// Linear layers, as in the original). 2.4 M multiply-adds per image, 99,376 parameters.
+class Net : public nn::Sequential {
+ public:
+  Net() {
+    push_back("conv1", std::make_shared<nn::Conv2d>(1, 32, 3));   // [N, 32, 26, 26]
+    push_back("relu1", std::make_shared<nn::ReLU>());
+    push_back("pool1", std::make_shared<nn::MaxPool2d>(2));       // [N, 32, 13, 13]
+    push_back("conv2", std::make_shared<nn::Conv2d>(32, 64, 3));  // [N, 64, 11, 11]
+    push_back("relu2", std::make_shared<nn::ReLU>());
+    push_back("pool2", std::make_shared<nn::MaxPool2d>(2));       // [N, 64, 5, 5]
+    push_back("flatten", std::make_shared<nn::Flatten>());        // [N, 1600]
+    push_back("fc1", std::make_shared<nn::Linear>(1600, 50));
+    push_back("fc2", std::make_shared<nn::Linear>(50, 10));
+  }
+  std::string name() const override { return "Net"; }
+};
+
+/// Our network for >= 99.4 %: three conv-BatchNorm-ReLU-pool blocks (padding keeps the borders,
+/// where MNIST strokes often end), dropout before a small classifier. About 3x the original's
+/// multiply-adds; trained with augmentation (RandomAffine) and AdamW with a cosine schedule.
+class ImprovedNet : public nn::Sequential {
+ public:
+  ImprovedNet() {
+    block("1", 1, 32);    // [N, 32, 14, 14]
+    block("2", 32, 64);   // [N, 64, 7, 7]
+    block("3", 64, 128);  // [N, 128, 3, 3]
+    push_back("flatten", std::make_shared<nn::Flatten>());  // [N, 1152]
+    push_back("drop1", std::make_shared<nn::Dropout>(0.3));
+    push_back("fc1", std::make_shared<nn::Linear>(1152, 128));
+    push_back("relu", std::make_shared<nn::ReLU>());
+    push_back("drop2", std::make_shared<nn::Dropout>(0.3));
+    push_back("fc2", std::make_shared<nn::Linear>(128, 10));
+  }
+  std::string name() const override { return "ImprovedNet"; }
+
+ private:
+  void block(const std::string& i, int64_t in, int64_t out) {
+    // No conv bias: the BatchNorm right after it has its own shift.
+    push_back("conv" + i, std::make_shared<nn::Conv2d>(nn::Conv2dOptions(in, out, 3).padding(1).bias(false)));
+    push_back("bn" + i, std::make_shared<nn::BatchNorm2d>(out));
+    push_back("relu" + i, std::make_shared<nn::ReLU>());
+    push_back("pool" + i, std::make_shared<nn::MaxPool2d>(2));
+  }
+};
+
+/// How each network is trained unless the command line says otherwise.
+struct Recipe {
+  std::string optimizer;  // sgd | adam | adamw
+  double lr;
+  double momentum;
+  double weight_decay;
+  std::string scheduler;  // none | cosine
+  bool augment;
+};
+// The original used plain SGD (lr 1e-2, batch 32) and reached 98.7 %; momentum 0.9 is what takes
+// the same network past 99.0 % in the same 8 epochs (see README.md for the measurements).
+const Recipe kOriginalRecipe{"sgd", 1e-2, 0.9, 0.0, "none", false};
+const Recipe kImprovedRecipe{"adamw", 2e-3, 0.9, 1e-2, "cosine", true};
+
+std::shared_ptr<nn::Sequential> make_model(const std::string& name) {
+  if (name == "original") return std::make_shared<Net>();
+  if (name == "improved") return std::make_shared<ImprovedNet>();
+  EMBER_FAIL("unknown model '", name, "' (expected original or improved)");
+}
+
+// ---- data --------------------------------------------------------------------------------------
+
+/// MNIST as float images [N, 1, 28, 28], normalised; the training set optionally augmented.
+/// Transforms run on whole batches (one pass over [32, 1, 28, 28]), in the loader's threads.
+data::DatasetPtr mnist_split(const fs::path& dir, bool train, bool augment) {
+  auto raw = std::make_shared<data::MNIST>(dir.string(), train);
+  std::vector<data::Transform> steps;
+  if (augment) steps.push_back(data::RandomAffine(10, {{0.1, 0.1}}, {{0.9, 1.1}}, {{-8, 8}}));
+  steps.push_back(data::Normalize(kMean, kStd));
+  return std::make_shared<data::MapDataset>(raw, data::Compose(steps), data::Apply::kPerBatch);
+}
+
+// ---- train() and test() ------------------------------------------------------------------------
+
+struct EpochStats {
+  double loss = 0;
+  double acc = 0;
+};
+
+/// One pass over the training set: forward, cross-entropy, backward, optimizer step.
+EpochStats train(nn::UnaryModule& net, data::DataLoader& loader, optim::Optimizer& optimizer,
+                 Device device, const std::string& desc) {
+  net.train();
+  utils::AverageMeter loss_meter, acc_meter;
+  utils::ProgressBar bar(loader.size(), desc);
+  for (auto& batch : loader) {
+    Tensor x = batch.data.to(device), y = batch.target.to(device);
+    optimizer.zero_grad();
+    Tensor logits = net.forward(x);
+    Tensor loss = F::cross_entropy(logits, y);
+    loss.backward();
+    optimizer.step();
+    const int64_t n = x.size(0);
+    loss_meter.update(loss.item<float>(), n);
+    acc_meter.update(static_cast<double>(utils::count_correct(logits, y)) / n, n);
+    bar.update(1, {{"loss", loss_meter.avg()}, {"acc", acc_meter.avg()}});
+  }
+  bar.close();
+  return {loss_meter.avg(), acc_meter.avg()};
+}
+
+/// Loss and accuracy on a data set; fills `confusion` when given.
+EpochStats test(nn::UnaryModule& net, data::DataLoader& loader, Device device,
+                utils::ConfusionMatrix* confusion = nullptr) {
+  net.eval();
+  NoGradGuard no_grad;
+  double loss_sum = 0;
+  int64_t correct = 0, count = 0;
+  for (auto& batch : loader) {
+    Tensor x = batch.data.to(device), y = batch.target.to(device);
+    Tensor logits = net.forward(x);
+    loss_sum += F::cross_entropy(logits, y, nn::CrossEntropyLossOptions().reduction(nn::kSum)).item<double>();
+    correct += utils::count_correct(logits, y);
+    count += x.size(0);
+    if (confusion) confusion->update(logits, y);
+  }
+  if (count == 0) return {};
+  return {loss_sum / static_cast<double>(count), static_cast<double>(correct) / static_cast<double>(count)};
+}
+
+// ---- shared command-line plumbing --------------------------------------------------------------
+
+struct CommonOptions {
+  std::string data;
+  std::string out = kDefaultOut;
+  std::string checkpoint;
+  int threads = 0;
+  std::string device = "cpu";
+};
+
+/// Threads and device from the command line (threads 0: every core).
+Device setup(const CommonOptions& o) {
+  set_num_threads(o.threads > 0 ? o.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
+  if (o.device == "cpu") return kCPU;
+  EMBER_CHECK(cuda_is_available(), "--device cuda: no CUDA device available (this build ",
+#ifdef EMBER_WITH_CUDA
+              "has the CUDA backend, but found no GPU"
+#else
+              "has no CUDA backend; configure with the CUDA toolkit installed"
+#endif
+              ")");
+  return kCUDA;
+}
+
+/// The directory holding MNIST's IDX files: --data, else the library's standard lookup.
+fs::path data_dir(const CommonOptions& o) { return data::find_data_dir(o.data, "mnist"); }
+
+/// A checkpoint together with the network it was trained for (its metadata names the model).
+struct LoadedModel {
+  std::shared_ptr<nn::Sequential> net;
+  nlohmann::json meta;
+  fs::path path;
+};
+
+LoadedModel load_model(const CommonOptions& o, Device device) {
+  fs::path path = o.checkpoint.empty() ? fs::path(o.out) / "best.safetensors" : fs::path(o.checkpoint);
+  EMBER_CHECK(fs::exists(path), "no checkpoint at '", path.string(), "': train first (mnist_cnn train",
+              o.checkpoint.empty() && o.out != kDefaultOut ? " --out " + o.out : std::string(),
+              ") or pass --checkpoint FILE");
+  io::Checkpoint ckpt = io::read_checkpoint(path.string());
+  nlohmann::json meta = nlohmann::json::parse(ckpt.info.metadata, nullptr, /*allow_exceptions=*/false);
+  EMBER_CHECK(meta.is_object() && meta.contains("model") && meta["model"].is_string(), "checkpoint '", path.string(),
+              "' was not written by mnist_cnn train (its metadata names no model)");
+  LoadedModel m{make_model(meta["model"].get<std::string>()), meta, path};
+  try {
+    m.net->load_state_dict(ckpt.model);
+  } catch (const Error& e) {
+    EMBER_FAIL("checkpoint '", path.string(), "': ", e.what());
+  }
+  m.net->to(device);
+  m.net->eval();
+  return m;
+}
+
+std::string fixed(double v, int decimals = 4) {
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(decimals) << v;
+  return os.str();
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// ---- train -------------------------------------------------------------------------------------
+
+struct TrainOptions {
+  std::string model = "original";
+  int64_t epochs = kEpochs;
+  int64_t batch_size = kBatchSize;
+  std::optional<double> lr, momentum, weight_decay;
+  std::optional<std::string> optimizer, scheduler;
+  std::optional<bool> augment;
+  uint64_t seed = kSeed;
+  int workers = 1;
+  bool resume = false;
+};
+
+std::unique_ptr<optim::Optimizer> make_optimizer(const Recipe& r, const std::vector<Tensor>& params) {
+  if (r.optimizer == "sgd")
+    return std::make_unique<optim::SGD>(params, optim::SGDOptions(r.lr).momentum(r.momentum).weight_decay(r.weight_decay));
+  if (r.optimizer == "adam")
+    return std::make_unique<optim::Adam>(params, optim::AdamOptions(r.lr).weight_decay(r.weight_decay));
+  if (r.optimizer == "adamw")
+    return std::make_unique<optim::AdamW>(params, optim::AdamWOptions(r.lr).weight_decay(r.weight_decay));
+  EMBER_FAIL("unknown optimizer '", r.optimizer, "' (expected sgd, adam or adamw)");
+}
+
+std::unique_ptr<optim::LRScheduler> make_scheduler(const Recipe& r, optim::Optimizer& opt, int64_t epochs) {
+  if (r.scheduler == "cosine") return std::make_unique<optim::CosineAnnealingLR>(opt, std::max<int64_t>(epochs, 1));
+  if (r.scheduler == "none") return std::make_unique<optim::LambdaLR>(opt, [](int64_t) { return 1.0; });
+  EMBER_FAIL("unknown scheduler '", r.scheduler, "' (expected none or cosine)");
+}
+
+int run_train(const CommonOptions& common, TrainOptions t) {
+  const Device device = setup(common);
+  const fs::path out = common.out;
+  const fs::path last_path = out / "last.safetensors", best_path = out / "best.safetensors";
+  const fs::path resume_path = common.checkpoint.empty() ? last_path : fs::path(common.checkpoint);
+
+  // On --resume the checkpoint's own settings win: the run continues as it was started.
+  nlohmann::json meta = nlohmann::json::object();
+  if (t.resume) {
+    EMBER_CHECK(fs::exists(resume_path), "--resume: no checkpoint at '", resume_path.string(), "'");
+    meta = nlohmann::json::parse(io::read_checkpoint(resume_path.string()).info.metadata, nullptr, false);
+    EMBER_CHECK(meta.is_object() && meta.contains("recipe"), "--resume: '", resume_path.string(),
+                "' was not written by mnist_cnn train");
+    t.model = meta["model"].get<std::string>();
+    t.batch_size = meta["batch_size"].get<int64_t>();
+    t.seed = meta["seed"].get<uint64_t>();
+  }
+  Recipe r = t.model == "improved" ? kImprovedRecipe : kOriginalRecipe;
+  if (t.resume) {
+    const auto& j = meta["recipe"];
+    r = {j["optimizer"], j["lr"], j["momentum"], j["weight_decay"], j["scheduler"], j["augment"]};
+  } else {
+    if (t.optimizer) r.optimizer = *t.optimizer;
+    if (t.lr) r.lr = *t.lr;
+    if (t.momentum) r.momentum = *t.momentum;
+    if (t.weight_decay) r.weight_decay = *t.weight_decay;
+    if (t.scheduler) r.scheduler = *t.scheduler;
+    if (t.augment) r.augment = *t.augment;
+  }
+
+  manual_seed(t.seed);
+  auto net = make_model(t.model);
+  net->to(device);
+  auto optimizer = make_optimizer(r, net->parameters());
+  auto scheduler = make_scheduler(r, *optimizer, t.epochs);
+
+  const fs::path dir = data_dir(common);
+  data::DataLoader train_loader(mnist_split(dir, true, r.augment), data::DataLoaderOptions(t.batch_size)
+                                                                       .shuffle(true)
+                                                                       .num_workers(t.workers)
+                                                                       .seed(t.seed));
+  data::DataLoader test_loader(mnist_split(dir, false, false), data::DataLoaderOptions(kTestBatchSize).num_workers(t.workers));
+
+  int64_t start_epoch = 0;
+  double best_acc = -1;
+  fs::create_directories(out);
+  utils::MetricsLog log(out / "metrics");
+  if (t.resume) {
+    io::CheckpointInfo info = io::load_checkpoint(resume_path.string(), *net, *optimizer, *scheduler);
+    start_epoch = info.epoch;
+    best_acc = meta.value("best_acc", -1.0);
+    if (fs::exists(out / "metrics.csv")) {
+      log = utils::MetricsLog::read_csv(out / "metrics.csv");
+      log.set_path(out / "metrics");
+    }
+    std::cerr << "Resuming " << resume_path.string() << " after epoch " << start_epoch << "\n";
+  }
+  std::cerr << net->summary() << "Optimizer: " << r.optimizer << " lr " << r.lr
+            << (r.optimizer == "sgd" ? " momentum " + fixed(r.momentum, 2) : std::string())
+            << ", scheduler " << r.scheduler << (r.augment ? ", augmentation on" : "") << "; data: " << dir.string()
+            << "; " << t.epochs << " epochs of " << train_loader.size() << " batches\n";
+
+  train_loader.set_epoch(start_epoch);
+  for (int64_t epoch = start_epoch; epoch < t.epochs; ++epoch) {
+    auto t0 = std::chrono::steady_clock::now();
+    EpochStats tr = train(*net, train_loader, *optimizer, device,
+                          "Epoch " + std::to_string(epoch + 1) + "/" + std::to_string(t.epochs));
+    const double train_seconds = seconds_since(t0);
+    EpochStats te = test(*net, test_loader, device);
+    scheduler->step();
+    std::cout << "Epoch: " << epoch + 1 << ", Train_acc:" << fixed(tr.acc) << ", Train_loss:" << fixed(tr.loss)
+              << ", Test_acc:" << fixed(te.acc) << ", Test_loss:" << fixed(te.loss) << std::endl;
+
+    log.append({{"epoch", static_cast<double>(epoch + 1)}, {"train_acc", tr.acc}, {"train_loss", tr.loss},
+                {"test_acc", te.acc}, {"test_loss", te.loss}, {"lr", optimizer->param_groups()[0].options().get_lr()},
+                {"epoch_seconds", train_seconds}});
+    utils::plot_training_curves(out / "curves.png", log.column("train_loss"), log.column("test_loss"),
+                                log.column("train_acc"), log.column("test_acc"));
+
+    const bool is_best = te.acc > best_acc;
+    if (is_best) best_acc = te.acc;
+    meta = {{"model", t.model},
+            {"batch_size", t.batch_size},
+            {"seed", t.seed},
+            {"epochs", t.epochs},
+            {"best_acc", best_acc},
+            {"test_acc", te.acc},
+            {"recipe",
+             {{"optimizer", r.optimizer},
+              {"lr", r.lr},
+              {"momentum", r.momentum},
+              {"weight_decay", r.weight_decay},
+              {"scheduler", r.scheduler},
+              {"augment", r.augment}}}};
+    io::CheckpointInfo info{epoch + 1, (epoch + 1) * train_loader.size(), meta.dump()};
+    io::save_checkpoint(last_path.string(), *net, *optimizer, *scheduler, info);
+    if (is_best) io::save_checkpoint(best_path.string(), *net, *optimizer, *scheduler, info);
+  }
+  std::cerr << "Best test accuracy " << fixed(best_acc) << "; wrote " << (out / "best.safetensors").string() << ", "
+            << (out / "last.safetensors").string() << ", metrics.csv, metrics.json, curves.png\n";
+  return 0;
+}
+
+// ---- eval --------------------------------------------------------------------------------------
+
+int run_eval(const CommonOptions& common) {
+  const Device device = setup(common);
+  LoadedModel m = load_model(common, device);
+  data::DataLoader loader(mnist_split(data_dir(common), false, false), data::DataLoaderOptions(kTestBatchSize));
+  utils::ConfusionMatrix cm(kClasses);
+  auto t0 = std::chrono::steady_clock::now();
+  EpochStats te = test(*m.net, loader, device, &cm);
+  const double secs = seconds_since(t0);
+  std::cout << "Checkpoint: " << m.path.string() << " (" << m.meta["model"].get<std::string>() << ")\n"
+            << "Test_acc:" << fixed(te.acc) << ", Test_loss:" << fixed(te.loss) << "  (" << loader.dataset()->size()
+            << " images in " << fixed(secs, 3) << " s)\n\n"
+            << cm.to_string();
+  const fs::path png = fs::path(common.out) / "confusion.png";
+  utils::plot_confusion_matrix(png, cm, {}, "Confusion matrix (test accuracy " + fixed(100 * te.acc, 2) + " %)");
+  std::cerr << "wrote " << png.string() << "\n";
+  return 0;
+}
+
+// ---- predict and read --------------------------------------------------------------------------
+
+/// Class probabilities [N, 10] of 28x28 MNIST-framed crops (white digit on black, [0, 1]).
+Tensor classify(nn::UnaryModule& net, const std::vector<vision::GrayImage>& crops, Device device) {
+  NoGradGuard no_grad;
+  std::vector<float> pixels;
+  pixels.reserve(crops.size() * 784);
+  for (const auto& c : crops)
+    for (float v : c.data) pixels.push_back(static_cast<float>((v - kMean) / kStd));
+  Tensor x = tensor(pixels, {static_cast<int64_t>(crops.size()), 1, 28, 28}).to(device);
+  return softmax(net.forward(x), 1).to(kCPU);
+}
+
+/// An image file as grey levels, with decoding errors reported for this file only.
+std::optional<vision::GrayImage> load_gray(const std::string& path, io::Image* rgb = nullptr) {
+  try {
+    io::Image img = io::read_image(path);
+    if (rgb) *rgb = io::convert_channels(img, 3);
+    return vision::from_image(img);
+  } catch (const Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return std::nullopt;
+  }
+}
+
+int run_predict(const CommonOptions& common, const std::vector<std::string>& images) {
+  const Device device = setup(common);
+  LoadedModel m = load_model(common, device);
+  vision::SegmentOptions seg;
+  seg.split_touching = false;  // one digit per image: a wide 0 or a slanted 4 stays whole
+  int failures = 0;
+  for (const auto& path : images) {
+    auto gray = load_gray(path);
+    if (!gray) {
+      ++failures;
+      continue;
+    }
+    auto digits = vision::segment_digits(*gray, seg);
+    if (digits.empty()) {
+      std::cout << path << ": no digits found\n";
+      continue;
+    }
+    // Several marks: classify the largest (a stray dot or a broken stroke is smaller).
+    auto largest = std::max_element(digits.begin(), digits.end(), [](const auto& a, const auto& b) {
+      return a.box.width() * a.box.height() < b.box.width() * b.box.height();
+    });
+    Tensor p = classify(*m.net, {largest->image}, device);
+    int64_t d = argmax(p, 1).item<int64_t>();
+    std::cout << path << ": " << d << " (p=" << fixed(p.select(0, 0).select(0, d).item<float>(), 3) << ")";
+    if (digits.size() > 1) std::cout << "  [" << digits.size() << " marks found, classified the largest; try `read`]";
+    std::cout << "\n";
+  }
+  return failures ? 1 : 0;
+}
+
+/// `debug.png` for one image, `debug_2.png`, `debug_3.png`, ... when several images are read.
+fs::path numbered(const fs::path& p, size_t i, size_t n) {
+  if (n <= 1 || i == 0) return p;
+  fs::path q = p;
+  q.replace_filename(p.stem().string() + "_" + std::to_string(i + 1) + p.extension().string());
+  return q;
+}
+
+int run_read(const CommonOptions& common, const std::vector<std::string>& images, const std::string& debug_out) {
+  const Device device = setup(common);
+  LoadedModel m = load_model(common, device);
+  int failures = 0;
+  for (size_t i = 0; i < images.size(); ++i) {
+    const std::string& path = images[i];
+    io::Image rgb;
+    auto gray = load_gray(path, debug_out.empty() ? nullptr : &rgb);
+    if (!gray) {
+      ++failures;
+      continue;
+    }
+    auto digits = vision::segment_digits(*gray);
+    std::string text;
+    std::vector<double> conf;
+    std::vector<utils::Box> boxes;
+    if (!digits.empty()) {
+      std::vector<vision::GrayImage> crops;
+      for (const auto& d : digits) crops.push_back(d.image);
+      Tensor p = classify(*m.net, crops, device);
+      Tensor best = argmax(p, 1);
+      for (size_t k = 0; k < digits.size(); ++k) {
+        int64_t d = best.select(0, static_cast<int64_t>(k)).item<int64_t>();
+        double c = p.select(0, static_cast<int64_t>(k)).select(0, d).item<float>();
+        // A new text line starts a new word in the output.
+        if (k > 0 && digits[k].line != digits[k - 1].line) text += ' ';
+        text += static_cast<char>('0' + d);
+        conf.push_back(c);
+        const auto& b = digits[k].box;
+        boxes.push_back({static_cast<double>(b.x0), static_cast<double>(b.y0), static_cast<double>(b.width()),
+                         static_cast<double>(b.height()), std::to_string(d) + " " + fixed(c, 2), std::nullopt});
+      }
+    }
+    if (digits.empty()) {
+      std::cout << path << ": no digits found\n";
+    } else {
+      std::cout << path << ": " << text << "  (confidence";
+      for (double c : conf) std::cout << " " << fixed(c, 3);
+      std::cout << ")\n";
+    }
+    if (!debug_out.empty()) {
+      fs::path png = numbered(debug_out, i, images.size());
+      utils::BoxOptions bo;
+      bo.title = digits.empty() ? "no digits found" : text;
+      utils::draw_boxes(png, rgb.data, rgb.width, rgb.height, boxes, 3, bo);
+      std::cerr << "wrote " << png.string() << "\n";
+    }
+  }
+  return failures ? 1 : 0;
+}
+
+// ---- main --------------------------------------------------------------------------------------
+
+/// CLI11's PositiveNumber prints the whole range of double in its message; this says it plainly.
+const CLI::Validator kPositive(
+    [](std::string& s) -> std::string {
+      try {
+        if (std::stod(s) > 0) return "";
+      } catch (const std::exception&) {
+      }
+      return "must be a positive number, got '" + s + "'";
+    },
+    "POSITIVE");
+
+/// Adds the options every subcommand shares.
+void add_common(CLI::App* app, CommonOptions& o, bool checkpoint) {
+  app->add_option("--data", o.data, "Directory with MNIST's IDX files (plain or .gz); default: standard lookup");
+  app->add_option("--out", o.out, "Output directory (checkpoints, metrics, plots)")->capture_default_str();
+  if (checkpoint)
+    app->add_option("--checkpoint", o.checkpoint, "Checkpoint to load (default: <out>/best.safetensors)");
+  app->add_option("--threads", o.threads, "CPU threads (0: all cores)")->check(CLI::Range(0, 1 << 20));
+  app->add_option("--device", o.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+}
+
+int main(int argc, char** argv) {
+  CLI::App app{"mnist_cnn: train a CNN on MNIST, then read handwritten digits in real images"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "mnist_cnn (Ember tutorial 1)");
+
+  CommonOptions common;
+  TrainOptions t;
+  CLI::App* train_cmd = app.add_subcommand("train", "Train a network and save checkpoints, metrics and curves.png");
+  add_common(train_cmd, common, true);
+  train_cmd->add_option("--model", t.model, "original (the tutorial's network) or improved")
+      ->check(CLI::IsMember({"original", "improved"}))
+      ->capture_default_str();
+  train_cmd->add_option("--epochs", t.epochs, "Number of epochs")->check(kPositive)->capture_default_str();
+  train_cmd->add_option("--batch-size", t.batch_size, "Training batch size")->check(kPositive)->capture_default_str();
+  train_cmd->add_option("--lr", t.lr, "Learning rate (default: 1e-2 original, 2e-3 improved)")->check(kPositive);
+  train_cmd->add_option("--optimizer", t.optimizer, "sgd, adam or adamw (default: sgd original, adamw improved)")
+      ->check(CLI::IsMember({"sgd", "adam", "adamw"}));
+  train_cmd->add_option("--momentum", t.momentum, "SGD momentum (default 0.9)")->check(CLI::Range(0.0, 1.0));
+  train_cmd->add_option("--weight-decay", t.weight_decay, "Weight decay (default: 0 original, 1e-2 improved)")
+      ->check(CLI::Range(0.0, 1.0));
+  train_cmd->add_option("--scheduler", t.scheduler, "none or cosine (default: none original, cosine improved)")
+      ->check(CLI::IsMember({"none", "cosine"}));
+  train_cmd->add_option("--augment", t.augment, "Random affine augmentation (default: off original, on improved)");
+  train_cmd->add_option("--seed", t.seed, "Seed of initialisation, shuffling and augmentation")->capture_default_str();
+  train_cmd->add_option("--workers", t.workers, "Data loader threads (0: load on the training thread)")
+      ->check(CLI::Range(0, 1 << 20))
+      ->capture_default_str();
+  train_cmd->add_flag("--resume", t.resume,
+                      "Continue from --checkpoint (default <out>/last.safetensors): model, optimizer, scheduler, RNG, epoch");
+
+  CLI::App* eval_cmd = app.add_subcommand("eval", "Test accuracy, loss and confusion matrix (printed and confusion.png)");
+  add_common(eval_cmd, common, true);
+
+  std::vector<std::string> images;
+  CLI::App* predict_cmd = app.add_subcommand("predict", "One digit per image: prints the digit and its probability");
+  add_common(predict_cmd, common, true);
+  predict_cmd->add_option("images", images, "Image files (PNG, JPEG, BMP, GIF, TGA, PNM, ...)")->required();
+
+  std::string debug_out;
+  CLI::App* read_cmd = app.add_subcommand("read", "Several digits per image: prints the digit string and confidences");
+  add_common(read_cmd, common, true);
+  read_cmd->add_option("images", images, "Image files (PNG, JPEG, BMP, GIF, TGA, PNM, ...)")->required();
+  read_cmd->add_option("--debug-out", debug_out, "PNG with the detected boxes and predictions drawn on the image");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (*train_cmd) return run_train(common, t);
+    if (*eval_cmd) return run_eval(common);
+    if (*predict_cmd) return run_predict(common, images);
+    if (*read_cmd) return run_read(common, images, debug_out);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+  return 1;
+}
