@@ -323,7 +323,8 @@ inline Scene compose(const std::vector<Digit>& pool, Rng& rng, Style style) {
 
 // A synthetic phone photo of a pen-written number: grey paper with a gradient, a soft shadow,
 // thin (4-6 px) pen strokes of digits 150-260 px tall, sensor noise. Default 2000 x 1500.
-inline Scene phone_photo(const std::string& digits, uint32_t seed, int width = 2000, int height = 1500) {
+inline Scene phone_photo(const std::string& digits, uint32_t seed, int width = 2000, int height = 1500,
+                         double noise = 0.02) {
   Rng rng(seed);
   Scene sc;
   sc.style = Style::Photo;
@@ -353,7 +354,7 @@ inline Scene phone_photo(const std::string& digits, uint32_t seed, int width = 2
   sc.image = GrayImage(width, height);
   for (int yy = 0; yy < height; ++yy)
     for (int xx = 0; xx < width; ++xx)
-      sc.image(xx, yy) = float(std::clamp(paper.at(xx, yy) * (1 - 0.7 * ink(xx, yy)) + 0.02 * rng.normal(), 0.0, 1.0));
+      sc.image(xx, yy) = float(std::clamp(paper.at(xx, yy) * (1 - 0.7 * ink(xx, yy)) + noise * rng.normal(), 0.0, 1.0));
   return sc;
 }
 
