@@ -8,7 +8,8 @@
 #   EMBER_DEPS_DIR  folder holding copies of /usr/include/eigen3 (as eigen3/) and
 #                   /usr/include/doctest (as doctest/), for machines without them
 #   EMBER_GPU_BUILD build folder (default /tmp/ember-gpu-check)
-#   EMBER_GPU_MODE  direct (default): nvcc + g++ on kernels/*.cu, test_main.cpp, test_cuda.cpp;
+#   EMBER_GPU_MODE  direct (default): nvcc + g++ on kernels/*.cu, test_main.cpp, test_cuda*.cpp
+#                   (with cuDNN when its header and library are found: EMBER_WITH_CUDNN, -lcudnn);
 #                   cmake: the project's CMake build (needs add_subdirectory(kernels) at the top
 #                   level), falling back to direct if it fails
 #   EMBER_CUDA_ARCH compute capability to build for (default: the visible GPU's, else 90)
@@ -46,6 +47,24 @@ if [ -n "${EMBER_DEPS_DIR:-}" ]; then
 fi
 INC+=(-I/usr/include/eigen3)
 
+# cuDNN (conv2d): header and library under the CUDA toolkit or the system paths. Without it the
+# convolution runs on Ember's im2col kernels + cuBLAS (EMBER_CUDNN=0 forces that).
+CUDNN_DEF=() CUDNN_LIB=()
+if [ "${EMBER_CUDNN:-1}" != 0 ]; then
+  for inc in "$CUDA_HOME/include" /usr/include /usr/include/x86_64-linux-gnu /usr/local/cuda/include; do
+    [ -f "$inc/cudnn.h" ] || continue
+    for lib in "$CUDA_HOME/lib64" "$CUDA_HOME/lib" /usr/lib/x86_64-linux-gnu /usr/local/cuda/lib64; do
+      if [ -e "$lib/libcudnn.so" ] || [ -e "$lib/libcudnn.so.9" ]; then
+        CUDNN_DEF=(-DEMBER_WITH_CUDNN "-I$inc")
+        if [ -e "$lib/libcudnn.so" ]; then CUDNN_LIB=("-L$lib" "-Wl,-rpath,$lib" -lcudnn)
+        else CUDNN_LIB=("$lib/libcudnn.so.9" "-Wl,-rpath,$lib"); fi
+        break 2
+      fi
+    done
+  done
+fi
+if [ ${#CUDNN_DEF[@]} -gt 0 ]; then log "cuDNN: ${CUDNN_DEF[*]} ${CUDNN_LIB[*]}"; else log "cuDNN: not used (conv2d on im2col + cuBLAS)"; fi
+
 BIN=""
 build_cmake() {
   command -v cmake >/dev/null || return 1
@@ -65,14 +84,18 @@ build_direct() {
   for f in kernels/*.cu; do
     kobjs+=("$obj/$(basename "$f" .cu).o")
     "$NVCC" -std=c++20 -O3 -Xcompiler=-fPIC --expt-relaxed-constexpr -gencode "arch=compute_$ARCH,code=sm_$ARCH" \
-      -Iinclude -c "$f" -o "$obj/$(basename "$f" .cu).o" >"$obj/$(basename "$f").log" 2>&1 &
+      "${CUDNN_DEF[@]}" -Iinclude -c "$f" -o "$obj/$(basename "$f" .cu).o" >"$obj/$(basename "$f").log" 2>&1 &
     pids+=($!)
   done
   local cxxflags=(-std=c++20 -O2 -fopenmp -Wall -Wextra -DEMBER_WITH_CUDA "-DEMBER_SOURCE_DIR=\"$ROOT\"" "${INC[@]}" "-I$CUDA_HOME/include")
   "$CXX" "${cxxflags[@]}" -c tests/test_main.cpp -o "$obj/test_main.o" >"$obj/test_main.log" 2>&1 &
   pids+=($!)
-  "$CXX" "${cxxflags[@]}" -c tests/test_cuda.cpp -o "$obj/test_cuda.o" >"$obj/test_cuda.log" 2>&1 &
-  pids+=($!)
+  local tobjs=() t
+  for t in tests/test_cuda*.cpp; do
+    tobjs+=("$obj/$(basename "$t" .cpp).o")
+    "$CXX" "${cxxflags[@]}" -c "$t" -o "$obj/$(basename "$t" .cpp).o" >"$obj/$(basename "$t" .cpp).log" 2>&1 &
+    pids+=($!)
+  done
   local ok=1 p
   for p in "${pids[@]}"; do wait "$p" || ok=0; done
   if [ $ok = 0 ]; then
@@ -81,8 +104,8 @@ build_direct() {
   fi
   local libdir="$CUDA_HOME/lib64"
   [ -d "$libdir" ] || libdir="$CUDA_HOME/lib"
-  "$CXX" -fopenmp "$obj/test_main.o" "$obj/test_cuda.o" "${kobjs[@]}" -L"$libdir" -Wl,-rpath,"$libdir" \
-    -lcudart -lcublas -ldl -lpthread -lrt -o "$BUILD/ember_cuda_tests" >"$obj/link.log" 2>&1 || { cat "$obj/link.log" | head -30; return 1; }
+  "$CXX" -fopenmp "$obj/test_main.o" "${tobjs[@]}" "${kobjs[@]}" -L"$libdir" -Wl,-rpath,"$libdir" \
+    "${CUDNN_LIB[@]}" -lcudart -lcublas -ldl -lpthread -lrt -o "$BUILD/ember_cuda_tests" >"$obj/link.log" 2>&1 || { cat "$obj/link.log" | head -30; return 1; }
   BIN="$BUILD/ember_cuda_tests"
 }
 
