@@ -1,0 +1,506 @@
+#include <doctest/doctest.h>
+
+#include "ember/ember.hpp"
+#include "ember/cuda/device.hpp"
+#include "ember/io/io.hpp"
+#include "ember/nn/nn.hpp"
+#include "ember/optim/optim.hpp"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+
+#ifndef EMBER_SOURCE_DIR
+#define EMBER_SOURCE_DIR "."
+#endif
+
+using namespace ember;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// A fresh directory under the system temp dir, removed with everything in it.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    static int counter = 0;
+    path = fs::temp_directory_path() / ("ember_test_io_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+  /// Names of the files in the directory (to catch leftover temporaries).
+  std::vector<std::string> files() const {
+    std::vector<std::string> v;
+    for (const auto& e : fs::directory_iterator(path)) v.push_back(e.path().filename().string());
+    std::sort(v.begin(), v.end());
+    return v;
+  }
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+void spit(const std::string& path, const std::string& bytes) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+/// A safetensors file from a header text and raw data (the header length is computed).
+std::string st_bytes(const std::string& header, const std::string& data = "") {
+  uint64_t n = header.size();
+  std::string out(8, '\0');
+  std::memcpy(out.data(), &n, 8);
+  return out + header + data;
+}
+
+/// Same dtype, shape and bytes (so -0.0, NaN payloads and bf16 bits count).
+bool same_bits(const Tensor& a, const Tensor& b) {
+  if (a.dtype() != b.dtype() || a.sizes() != b.sizes()) return false;
+  Tensor x = a.detach().to(kCPU).contiguous(), y = b.detach().to(kCPU).contiguous();
+  return std::memcmp(x.raw_data(), y.raw_data(), static_cast<size_t>(x.numel()) * x.element_size()) == 0;
+}
+
+/// Values for every dtype: a pattern with negatives, fractions and large magnitudes.
+Tensor sample(DType dt, const Shape& shape, int seed) {
+  std::vector<double> v(static_cast<size_t>(shape.numel()));
+  for (size_t i = 0; i < v.size(); ++i) {
+    double k = static_cast<double>(i) + seed;
+    switch (dt) {
+      case kBool: v[i] = (i * 7 + static_cast<size_t>(seed)) % 3 == 0; break;
+      case kUInt8: v[i] = static_cast<double>((i * 37 + static_cast<size_t>(seed)) % 256); break;
+      case kInt32: v[i] = (k * 1e6) * (i % 2 ? -1 : 1); break;
+      case kInt64: v[i] = (k * 1e12) * (i % 2 ? -1 : 1); break;
+      default: v[i] = (k - 3.0) * 0.37 + 1.0 / (k + 1.0); break;
+    }
+  }
+  return tensor(v, shape).to(dt);
+}
+
+/// The tensors of tests/golden/safetensors_interop.py's expected() (keep in sync).
+nn::StateDict interop_expected() {
+  nn::StateDict sd;
+  sd.insert("a_f32", tensor<float>({0.5f, -1.25f, 3.0f, 1024.0f, -0.0f, 0.1f}, {2, 3}));
+  sd.insert("b_f64", scalar_tensor(3.141592653589793, kFloat64));
+  sd.insert("c_f16", tensor<float>({1.0f, -2.5f, 65504.0f, std::ldexp(1.0f, -24), std::numeric_limits<float>::infinity()},
+                                   {5}).to(kFloat16));
+  sd.insert("d_bf16", tensor<float>({1.0f, -3.0f, 0.15625f, std::ldexp(1.0f, 100)}, {2, 2}).to(kBFloat16));
+  sd.insert("e_i64", tensor<int64_t>({9007199254740993LL, -1, -9223372036854775807LL}, {3}));
+  sd.insert("f_i32", tensor<int32_t>({2147483647, -2147483647 - 1, 7, 0}, {2, 2}));
+  sd.insert("g_u8", tensor<uint8_t>({0, 128, 255}, {3}));
+  sd.insert("h_bool", tensor<bool>({true, false, false, true, true}, {5}));
+  sd.insert("i_empty", zeros({0, 3}));
+  sd.insert("j_f32_3d", tensor<float>({0.0f, 0.25f, 0.5f, 0.75f}, {2, 1, 2}));
+  return sd;
+}
+const io::Metadata kInteropMetadata{{"format", "pt"}, {"source", "tests/golden/safetensors_interop.py"}};
+
+bool python_torch_available() {
+  return std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0;
+}
+
+}  // namespace
+
+// ---- safetensors -------------------------------------------------------------------------------
+
+TEST_CASE("safetensors: round trip of every dtype and shape, incl. 0-d and empty tensors") {
+  TempDir dir;
+  nn::StateDict sd;
+  int seed = 0;
+  for (DType dt : {kBool, kUInt8, kInt32, kInt64, kFloat16, kBFloat16, kFloat32, kFloat64})
+    for (const Shape& shape : {Shape{}, Shape{0}, Shape{3}, Shape{2, 3}, Shape{2, 0, 4}, Shape{2, 3, 4}})
+      sd.insert(std::string(io::safetensors_dtype(dt)) + "_" + std::to_string(shape.size()) + "_" +
+                    std::to_string(shape.numel()),
+                sample(dt, shape, seed++));
+  io::Metadata meta{{"epoch", "3"}, {"note", "ünïcode \"quoted\"\n"}, {"", "empty key"}};
+  std::string path = dir / "all.safetensors";
+  io::save_safetensors(path, sd, meta);
+
+  io::SafetensorsFile f = io::read_safetensors(path);
+  REQUIRE(f.tensors.size() == sd.size());
+  CHECK(f.tensors.keys() == sd.keys());  // written and read back in insertion order
+  for (const auto& [name, t] : sd) {
+    INFO(name);
+    CHECK(same_bits(f.tensors.at(name), t));
+  }
+  CHECK(f.metadata == meta);
+  CHECK(io::load_safetensors_metadata(path) == meta);
+  CHECK(io::load_safetensors(path).size() == sd.size());
+
+  // The layout the reference reader expects: 8-byte aligned header, offsets tiling the data.
+  std::string bytes = slurp(path);
+  uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  CHECK(n % 8 == 0);
+  auto header = nlohmann::json::parse(bytes.substr(8, n));
+  CHECK(header["__metadata__"]["epoch"] == "3");
+  CHECK(header["F32_2_6"]["dtype"] == "F32");
+  CHECK(header["F32_2_6"]["shape"] == nlohmann::json::array({2, 3}));
+  CHECK(header["BOOL_0_1"]["shape"] == nlohmann::json::array());
+  uint64_t pos = 0;
+  for (const auto& [name, t] : sd) {
+    auto off = header[name]["data_offsets"];
+    CHECK(off[0].get<uint64_t>() == pos);
+    pos += static_cast<uint64_t>(t.numel()) * t.element_size();
+    CHECK(off[1].get<uint64_t>() == pos);
+  }
+  CHECK(bytes.size() == 8 + n + pos);
+}
+
+TEST_CASE("safetensors: non-contiguous and autograd tensors are saved by value") {
+  TempDir dir;
+  Tensor base = arange(24, kFloat64).reshape({4, 6});
+  Tensor w = randn({3, 2}).requires_grad_();
+  nn::StateDict sd{{"transposed", base.t()},
+                   {"sliced", base.slice(1, 1, 6, 2)},
+                   {"row", base.select(0, 2)},
+                   {"expanded", tensor<float>({1.f, 2.f}, {2, 1}).expand({2, 3})},
+                   {"param", w}};
+  std::string path = dir / "views.safetensors";
+  io::save_safetensors(path, sd);
+  auto back = io::load_safetensors(path);
+  for (const auto& [name, t] : sd) {
+    INFO(name);
+    CHECK(same_bits(back.at(name), t.detach().contiguous()));
+    CHECK(back.at(name).is_contiguous());
+    CHECK_FALSE(back.at(name).requires_grad());
+  }
+  CHECK(back.at("sliced").to_vector<double>() == std::vector<double>{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23});
+}
+
+TEST_CASE("safetensors: std::map and vector-of-pairs overloads, single-tensor load") {
+  TempDir dir;
+  std::map<std::string, Tensor> m{{"b", ones({2})}, {"a", zeros({3}, kInt64)}};
+  std::string path = dir / "map.safetensors";
+  io::save_safetensors(path, m);
+  CHECK(io::load_safetensors(path).keys() == std::vector<std::string>{"a", "b"});
+  CHECK(io::load_safetensors_metadata(path).empty());
+
+  std::vector<std::pair<std::string, Tensor>> v{{"z", full({2, 2}, 7.0)}, {"y", scalar_tensor(1.5)}};
+  io::save_safetensors(path, v, {{"k", "v"}});  // replaces the previous file
+  CHECK(io::load_safetensors(path).keys() == std::vector<std::string>{"z", "y"});
+  CHECK(io::load_safetensors_tensor(path, "y").item<float>() == 1.5f);
+  CHECK(same_bits(io::load_safetensors_tensor(path, "z"), full({2, 2}, 7.0)));
+  CHECK_THROWS_WITH_AS(io::load_safetensors_tensor(path, "x"),
+                       doctest::Contains("has no tensor named 'x' (it has 2 tensor(s): 'z', 'y')"), ember::Error);
+
+  std::vector<std::pair<std::string, Tensor>> dup{{"a", ones({1})}, {"a", ones({1})}};
+  CHECK_THROWS_WITH_AS(io::save_safetensors(path, dup), doctest::Contains("'a' appears twice"), ember::Error);
+}
+
+TEST_CASE("safetensors: reads the file PyTorch wrote (golden) and writes one PyTorch reads") {
+  const std::string golden = std::string(EMBER_SOURCE_DIR) + "/tests/golden/interop_torch.safetensors";
+  if (!fs::exists(golden)) {
+    MESSAGE("skipped: ", golden, " not found (set EMBER_SOURCE_DIR)");
+    return;
+  }
+  nn::StateDict want = interop_expected();
+  io::SafetensorsFile f = io::read_safetensors(golden);
+  CHECK(f.metadata == kInteropMetadata);
+  REQUIRE(f.tensors.size() == want.size());
+  for (const auto& [name, t] : want) {
+    INFO(name);
+    REQUIRE(f.tensors.contains(name));
+    CHECK(same_bits(f.tensors.at(name), t));
+  }
+  // Spot checks by value, independent of how interop_expected() builds its tensors.
+  CHECK(f.tensors.at("e_i64").to_vector<int64_t>()[0] == 9007199254740993LL);
+  CHECK(f.tensors.at("d_bf16").to(kFloat32).to_vector<float>()[3] == std::ldexp(1.0f, 100));
+  CHECK(std::isinf(f.tensors.at("c_f16").to(kFloat32).to_vector<float>()[4]));
+  CHECK(f.tensors.at("h_bool").to(kUInt8).to_vector<uint8_t>() == std::vector<uint8_t>{1, 0, 0, 1, 1});
+  CHECK(f.tensors.at("b_f64").dim() == 0);
+
+  TempDir dir;
+  std::string out = dir / "from_ember.safetensors";
+  io::save_safetensors(out, want, kInteropMetadata);
+  if (!python_torch_available()) {
+    MESSAGE("skipped the PyTorch reader: /usr/bin/python3 with torch is not available");
+    return;
+  }
+  std::string cmd = "/usr/bin/python3 " + std::string(EMBER_SOURCE_DIR) + "/tests/golden/safetensors_interop.py verify '" +
+                    out + "' >" + (dir / "py.log") + " 2>&1";
+  int rc = std::system(cmd.c_str());
+  INFO(slurp(dir / "py.log"));
+  CHECK(rc == 0);
+}
+
+TEST_CASE("safetensors: every malformed file is rejected with the file and tensor named") {
+  TempDir dir;
+  std::string p = dir / "bad.safetensors";
+  auto expect_error = [&](const std::string& bytes, const std::string& needle) {
+    spit(p, bytes);
+    INFO("expected: " << needle);
+    CHECK_THROWS_WITH_AS(io::load_safetensors(p), doctest::Contains(needle.c_str()), ember::Error);
+    CHECK_THROWS_WITH_AS(io::load_safetensors(p), doctest::Contains(p.c_str()), ember::Error);
+  };
+  const std::string f32x2 = std::string(8, '\0');  // two float32 zeros
+  auto entry = [](const std::string& name, const std::string& dtype, const std::string& shape, int b, int e) {
+    return "\"" + name + "\":{\"dtype\":\"" + dtype + "\",\"shape\":" + shape + ",\"data_offsets\":[" +
+           std::to_string(b) + "," + std::to_string(e) + "]}";
+  };
+
+  // A valid file first, so each case below differs from it in one thing.
+  spit(p, st_bytes("{" + entry("x", "F32", "[2]", 0, 8) + "}", f32x2));
+  CHECK(io::load_safetensors(p).at("x").sizes() == Shape{2});
+
+  CHECK_THROWS_WITH_AS(io::load_safetensors(dir / "missing.safetensors"), doctest::Contains("does not exist"), ember::Error);
+  CHECK_THROWS_WITH_AS(io::load_safetensors(dir.path.string()), doctest::Contains("is a directory"), ember::Error);
+  expect_error("", "too short");
+  expect_error("abcde", "too short");
+  {
+    std::string huge(8, '\0');
+    uint64_t n = uint64_t{1} << 40;
+    std::memcpy(huge.data(), &n, 8);
+    expect_error(huge + "{}", "header length 1099511627776 is absurd");
+  }
+  expect_error(st_bytes("{}").substr(0, 8), "is truncated: header length 2");
+  expect_error(st_bytes("{\"x\": {"), "not valid JSON");
+  expect_error(st_bytes("[1, 2]"), "must be a JSON object");
+  expect_error(st_bytes("{" + entry("x", "I16", "[2]", 0, 4) + "}", std::string(4, '\0')),
+               "tensor 'x': dtype 'I16' is not supported");
+  expect_error(st_bytes("{" + entry("x", "float", "[2]", 0, 8) + "}", f32x2), "dtype 'float' is not supported");
+  expect_error(st_bytes("{\"x\":{\"dtype\":\"F32\",\"shape\":[2]}}", f32x2), "tensor 'x': missing \"data_offsets\"");
+  expect_error(st_bytes("{\"x\":[1]}", f32x2), "tensor 'x': entry must be an object");
+  expect_error(st_bytes("{" + entry("x", "F32", "[-2]", 0, 8) + "}", f32x2), "tensor 'x': shape must hold non-negative");
+  expect_error(st_bytes("{" + entry("x", "F32", "[2.5]", 0, 8) + "}", f32x2), "tensor 'x': shape must hold");
+  expect_error(st_bytes("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0]}}", f32x2),
+               "tensor 'x': data_offsets must be [begin, end]");
+  expect_error(st_bytes("{" + entry("x", "F32", "[2]", 8, 0) + "}", f32x2), "end before begin");
+  expect_error(st_bytes("{" + entry("x", "F32", "[2]", 0, 16) + "}", f32x2), "tensor 'x': data_offsets [0, 16] run past");
+  expect_error(st_bytes("{" + entry("x", "F32", "[3]", 0, 8) + "}", f32x2), "tensor 'x': shape [3] of F32 needs 12 bytes");
+  expect_error(st_bytes("{" + entry("x", "F32", "[2]", 0, 8) + "}", f32x2 + "xyz"), "3 bytes after the last tensor");
+  expect_error(st_bytes("{" + entry("x", "F32", "[1]", 0, 4) + "," + entry("y", "F32", "[1]", 2, 6) + "}",
+                        std::string(6, '\0')),
+               "tensor 'y': data_offsets [2, 6] overlap");
+  expect_error(st_bytes("{" + entry("x", "F32", "[1]", 0, 4) + "," + entry("y", "F32", "[1]", 6, 10) + "}",
+                        std::string(10, '\0')),
+               "tensor 'y': data_offsets [6, 10] leave a gap");
+  expect_error(st_bytes("{" + entry("x", "F32", "[1]", 0, 4) + "," + entry("x", "F32", "[1]", 4, 8) + "}", f32x2),
+               "tensor name 'x' appears twice");
+  expect_error(st_bytes("{" + entry("x", "BOOL", "[2]", 0, 2) + "}", std::string("\x01\x02", 2)),
+               "tensor 'x': BOOL element 1 holds byte 2");
+  expect_error(st_bytes("{\"__metadata__\":{\"a\":1}}"), "__metadata__ value of 'a' must be a string");
+  expect_error(st_bytes("{\"__metadata__\":[]}"), "__metadata__ must be an object");
+  expect_error(st_bytes("{" + entry("x", "F32", "[4611686018427387904, 8]", 0, 8) + "}", f32x2),
+               "tensor 'x': shape [4611686018427387904, 8] of F32 needs too many bytes");
+
+  // Unknown fields are ignored, as the reference reader does; an empty header is a valid empty file.
+  spit(p, st_bytes("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8],\"extra\":1}}", f32x2));
+  CHECK(io::load_safetensors(p).size() == 1);
+  spit(p, st_bytes("{}"));
+  CHECK(io::load_safetensors(p).empty());
+  // load_safetensors_tensor validates the whole header too, and names its op.
+  spit(p, st_bytes("{" + entry("x", "F32", "[2]", 0, 8) + "," + entry("x2", "F32", "[2]", 0, 8) + "}", f32x2));
+  CHECK_THROWS_WITH_AS(io::load_safetensors_tensor(p, "x"), doctest::Contains("load_safetensors_tensor"), ember::Error);
+}
+
+TEST_CASE("safetensors: save errors") {
+  TempDir dir;
+  std::string p = dir / "x.safetensors";
+  CHECK_THROWS_WITH_AS(io::save_safetensors(p, nn::StateDict{{"w", Tensor()}}), doctest::Contains("tensor 'w' is undefined"),
+                       ember::Error);
+  CHECK_THROWS_WITH_AS(io::save_safetensors(p, nn::StateDict{{"__metadata__", ones({1})}}),
+                       doctest::Contains("'__metadata__' is reserved"), ember::Error);
+  CHECK_THROWS_WITH_AS(io::save_safetensors(p, nn::StateDict{{"", ones({1})}}), doctest::Contains("empty name"),
+                       ember::Error);
+  CHECK_THROWS_WITH_AS(io::save_safetensors(dir / "no/such/dir/x.safetensors", nn::StateDict{{"w", ones({1})}}),
+                       doctest::Contains("does not exist"), ember::Error);
+  CHECK_THROWS_WITH_AS(io::save_safetensors(dir.path.string(), nn::StateDict{{"w", ones({1})}}),
+                       doctest::Contains("is a directory"), ember::Error);
+  CHECK(dir.files().empty());  // no file and no temporary left behind
+}
+
+TEST_CASE("safetensors: a failed write leaves the previous file intact and no temporary") {
+  TempDir dir;
+  std::string p = dir / "w.safetensors";
+  io::save_safetensors(p, nn::StateDict{{"w", full({100}, 1.0)}}, {{"v", "old"}});
+  const std::string before = slurp(p);
+  for (int64_t cut : {0, 5, 8, 40, 300}) {
+    INFO("failure after " << cut << " bytes");
+    io::detail::fail_write_after_bytes = cut;
+    CHECK_THROWS_WITH_AS(io::save_safetensors(p, nn::StateDict{{"w", full({100}, 2.0)}}, {{"v", "new"}}),
+                         doctest::Contains("injected failure"), ember::Error);
+    CHECK(slurp(p) == before);
+    CHECK(dir.files() == std::vector<std::string>{"w.safetensors"});
+  }
+  CHECK(io::detail::fail_write_after_bytes == -1);
+  CHECK(io::load_safetensors_metadata(p).at("v") == "old");
+  io::save_safetensors(p, nn::StateDict{{"w", full({100}, 2.0)}}, {{"v", "new"}});
+  CHECK(io::load_safetensors_tensor(p, "w").to_vector<float>()[99] == 2.0f);
+}
+
+TEST_CASE("safetensors: CUDA tensors are copied to the host and can be loaded onto the GPU") {
+  if (!cuda_is_available()) {
+    MESSAGE("CUDA part skipped: no GPU visible (or built without the CUDA backend)");
+    return;
+  }
+  TempDir dir;
+  std::string p = dir / "cuda.safetensors";
+  Tensor x = arange(12, kFloat32).reshape({3, 4});
+  io::save_safetensors(p, nn::StateDict{{"x", x.cuda().t()}});
+  Tensor back = io::load_safetensors(p, Device(DeviceType::CUDA, 0)).at("x");
+  CHECK(back.is_cuda());
+  CHECK(same_bits(back.cpu(), x.t().contiguous()));
+}
+
+// ---- checkpoints -------------------------------------------------------------------------------
+
+namespace {
+
+/// A small net with dropout, so exact resumption needs the RNG state.
+std::shared_ptr<nn::Sequential> make_net() {
+  return std::make_shared<nn::Sequential>(std::make_shared<nn::Linear>(4, 16), std::make_shared<nn::ReLU>(),
+                                          std::make_shared<nn::Dropout>(0.5), std::make_shared<nn::Linear>(16, 1));
+}
+
+struct Trainer {
+  std::shared_ptr<nn::Sequential> net = make_net();
+  optim::Adam opt{net->parameters(), optim::AdamOptions(1e-2).weight_decay(1e-3)};
+  optim::StepLR sched{opt, 2, 0.5};
+  Tensor x, y;
+  int64_t step = 0;
+  Trainer(const Tensor& x_, const Tensor& y_) : x(x_), y(y_) {}
+  void train(int n) {
+    for (int i = 0; i < n; ++i, ++step) {
+      opt.zero_grad();
+      Tensor loss = nn::functional::mse_loss(net->forward(x), y);
+      loss.backward();
+      opt.step();
+      sched.step();
+    }
+  }
+  std::vector<Tensor> params() const {
+    std::vector<Tensor> v;
+    for (auto& p : net->parameters()) v.push_back(p.detach().clone());
+    return v;
+  }
+};
+
+bool same_params(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (!same_bits(a[i], b[i])) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("checkpoint: training resumes bit for bit (model, Adam, StepLR, dropout RNG)") {
+  TempDir dir;
+  std::string ck = dir / "ckpt.safetensors";
+  manual_seed(42);
+  Tensor x = randn({8, 4}), y = randn({8, 1});
+
+  manual_seed(7);
+  Trainer a(x, y);
+  a.train(3);
+  io::save_checkpoint(ck, *a.net, a.opt, a.sched, {.epoch = 1, .step = a.step, .metadata = R"({"loss":[0.5,0.25]})"});
+  a.train(3);
+  auto params_a = a.params();
+  double lr_a = a.opt.param_groups()[0].options().get_lr();
+
+  manual_seed(1234);  // different initial weights and RNG stream
+  Trainer b(x, y);
+  (void)randn({100});
+  io::CheckpointInfo info = io::load_checkpoint(ck, *b.net, b.opt, b.sched);
+  CHECK(info.epoch == 1);
+  CHECK(info.step == 3);
+  CHECK(info.metadata == R"({"loss":[0.5,0.25]})");
+  CHECK(b.sched.last_epoch() == 3);
+  b.train(3);
+  CHECK(same_params(b.params(), params_a));
+  CHECK(b.opt.param_groups()[0].options().get_lr() == lr_a);
+
+  // Without the RNG state the dropout masks differ, so the RNG part of the test is not vacuous.
+  manual_seed(99);
+  Trainer c(x, y);
+  io::load_checkpoint(ck, *c.net, c.opt, c.sched);
+  manual_seed(5);
+  c.train(3);
+  CHECK_FALSE(same_params(c.params(), params_a));
+
+  // The model-only overload (for eval/predict) restores the weights at the checkpoint.
+  auto net = make_net();
+  io::load_checkpoint(ck, *net);
+  auto ref = io::load_safetensors(ck);
+  CHECK(same_bits(net->state_dict().at("0.weight"), ref.at("model.0.weight")));
+}
+
+TEST_CASE("checkpoint: layout, metadata and format checks") {
+  TempDir dir;
+  std::string ck = dir / "c.safetensors";
+  manual_seed(3);
+  Tensor x = randn({8, 4}), y = randn({8, 1});
+  Trainer t(x, y);
+  t.train(1);
+  io::save_checkpoint(ck, *t.net, t.opt, {.epoch = 2, .step = 17});
+  io::Metadata m = io::load_safetensors_metadata(ck);
+  CHECK(m.at("format") == "ember.checkpoint");
+  CHECK(m.at("epoch") == "2");
+  CHECK(m.at("step") == "17");
+  CHECK(m.at("has_scheduler") == "0");
+  CHECK(m.at("rng_seed") == std::to_string(default_generator().get_state().seed));
+  auto keys = io::load_safetensors(ck).keys();
+  CHECK(std::count_if(keys.begin(), keys.end(), [](auto& k) { return k.rfind("model.", 0) == 0; }) == 4);
+  CHECK(std::find(keys.begin(), keys.end(), "optim.state.0.exp_avg") != keys.end());
+  CHECK(std::find(keys.begin(), keys.end(), "optim.param_groups.0.lr") != keys.end());
+
+  io::Checkpoint c = io::read_checkpoint(ck);
+  CHECK(c.optimizer.has_value());
+  CHECK_FALSE(c.scheduler.has_value());
+  CHECK(c.info.step == 17);
+
+  // Saved without a scheduler: asking for one is an error naming the file.
+  CHECK_THROWS_WITH_AS(io::load_checkpoint(ck, *t.net, t.opt, t.sched), doctest::Contains("holds no scheduler state"),
+                       ember::Error);
+  // A different model: the key/shape errors of load_state_dict, prefixed with the file.
+  auto other = std::make_shared<nn::Sequential>(std::make_shared<nn::Linear>(4, 8));
+  CHECK_THROWS_WITH_AS(io::load_checkpoint(ck, *other), doctest::Contains(ck.c_str()), ember::Error);
+  CHECK_THROWS_WITH_AS(io::load_checkpoint(ck, *other), doctest::Contains("size mismatch for 0.weight"), ember::Error);
+  // A plain weights file is not a checkpoint.
+  std::string plain = dir / "plain.safetensors";
+  io::save_safetensors(plain, t.net->state_dict());
+  CHECK_THROWS_WITH_AS(io::load_checkpoint(plain, *t.net), doctest::Contains("not an Ember checkpoint"), ember::Error);
+  // Metadata must be JSON.
+  CHECK_THROWS_WITH_AS(io::save_checkpoint(ck, *t.net, t.opt, {.metadata = "{oops"}), doctest::Contains("valid JSON"),
+                       ember::Error);
+  // A corrupt epoch field.
+  auto all = io::read_safetensors(ck);
+  all.metadata["epoch"] = "-1";
+  io::save_safetensors(plain, all.tensors, all.metadata);
+  CHECK_THROWS_WITH_AS(io::read_checkpoint(plain), doctest::Contains("'epoch' = '-1' is not a non-negative integer"),
+                       ember::Error);
+  all.metadata["format_version"] = "9";
+  io::save_safetensors(plain, all.tensors, all.metadata);
+  CHECK_THROWS_WITH_AS(io::read_checkpoint(plain), doctest::Contains("format_version '9'"), ember::Error);
+}
+
+TEST_CASE("checkpoint: a crash while saving leaves the previous checkpoint intact") {
+  TempDir dir;
+  std::string ck = dir / "ckpt.safetensors";
+  manual_seed(11);
+  Tensor x = randn({8, 4}), y = randn({8, 1});
+  Trainer t(x, y);
+  t.train(2);
+  io::save_checkpoint(ck, *t.net, t.opt, t.sched, {.epoch = 1, .step = t.step});
+  const std::string before = slurp(ck);
+  auto saved = t.params();
+  t.train(2);
+  io::detail::fail_write_after_bytes = static_cast<int64_t>(before.size() / 2);  // dies halfway through the data
+  CHECK_THROWS_WITH_AS(io::save_checkpoint(ck, *t.net, t.opt, t.sched, {.epoch = 2, .step = t.step}),
+                       doctest::Contains("injected failure"), ember::Error);
+  CHECK(slurp(ck) == before);
+  CHECK(dir.files() == std::vector<std::string>{"ckpt.safetensors"});
+  Trainer r(x, y);
+  auto info = io::load_checkpoint(ck, *r.net, r.opt, r.sched);
+  CHECK(info.epoch == 1);
+  CHECK(same_params(r.params(), saved));
+}
