@@ -17,6 +17,7 @@ TEST_CASE("cuda: nn layers (backend not built)") {
 #else
 
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
@@ -29,8 +30,10 @@ TEST_CASE("cuda: nn layers (backend not built)") {
 #include "ember/ops/conv.hpp"
 #define EMBER_NN_HAVE_CONV_OPS 1
 #endif
-#if __has_include("ember/ops/pool.hpp")
+#if __has_include("ember/ops/pool.hpp") && __has_include("ember/ops/batch_norm.hpp")
+#include "ember/ops/batch_norm.hpp"
 #include "ember/ops/pool.hpp"
+#define EMBER_NN_HAVE_POOL_OPS 1
 #endif
 
 using namespace ember;
@@ -635,5 +638,55 @@ TEST_CASE("cuda: a small CNN gives the CPU's loss and gradients, before and afte
 }
 
 #endif  // EMBER_NN_HAVE_CONV_OPS
+
+#ifdef EMBER_NN_HAVE_POOL_OPS
+TEST_CASE("cuda: max/avg/adaptive pooling and batch_norm ops match the CPU, gradients and double backward included") {
+  EMBER_NN_REQUIRE_GPU();
+  manual_seed(10);
+  for (DType dt : {kFloat64, kFloat32}) {
+    double tol = dt == kFloat64 ? 1e-12 : 1e-5;
+    Tensor x0 = sample({2, 3, 9, 10}, dt);
+    using Fn = std::function<Tensor(const Tensor&)>;
+    const std::pair<const char*, Fn> cases[] = {
+        {"max_pool2d 2", [](const Tensor& x) { return max_pool2d(x, 2); }},
+        {"max_pool2d 3/1 pad 1", [](const Tensor& x) { return max_pool2d(x, 3, 1, 1); }},
+        {"max_pool2d dilated ceil", [](const Tensor& x) { return max_pool2d(x, {3, 2}, 2, 1, 2, true); }},
+        {"avg_pool2d 2", [](const Tensor& x) { return avg_pool2d(x, 2); }},
+        {"avg_pool2d pad ceil", [](const Tensor& x) { return avg_pool2d(x, 3, 2, 1, true, true); }},
+        {"avg_pool2d exclude pad", [](const Tensor& x) { return avg_pool2d(x, 3, 2, 1, true, false); }},
+        {"adaptive_avg_pool2d", [](const Tensor& x) { return adaptive_avg_pool2d(x.slice(2, 0, 8), {4, 5}); }},
+    };
+    for (const auto& [name, f] : cases) {
+      INFO(dtype_name(dt) << " " << name);
+      auto run = [&](Device dev) {
+        Tensor x = x0.to(dev).requires_grad_(true);
+        Tensor y = f(x);
+        Tensor loss = (y * y * y).sum();
+        tensor_list g = autograd::grad({loss}, {x}, {}, std::nullopt, /*create_graph=*/true);
+        tensor_list gg = autograd::grad({(g[0] * g[0]).sum()}, {x});
+        return tensor_list{y.detach(), g[0].detach(), gg[0]};
+      };
+      tensor_list cpu = run(kCPU), gpu = run(kCUDA);
+      for (size_t i = 0; i < cpu.size(); ++i) expect_close(gpu[i], cpu[i], tol, tol, name + std::to_string(i));
+    }
+    auto [yc, ic] = max_pool2d_with_indices(x0, 3, 2, 1);
+    auto [yg, ig] = max_pool2d_with_indices(x0.to(kCUDA), 3, 2, 1);
+    CHECK(ig.cpu().to_vector<int64_t>() == ic.to_vector<int64_t>());
+
+    // batch_norm in training mode (batch statistics, running stats updated) and eval mode.
+    Tensor w0 = sample({3}, dt), b0 = sample({3}, dt);
+    auto run_bn = [&](Device dev) {
+      Tensor x = x0.to(dev).requires_grad_(true), w = w0.to(dev).requires_grad_(true), b = b0.to(dev).requires_grad_(true);
+      Tensor rm = zeros({3}, TensorOptions(dt).device(dev)), rv = ones({3}, TensorOptions(dt).device(dev));
+      Tensor y = batch_norm(x, rm, rv, w, b, /*training=*/true, 0.1, 1e-5);
+      (y * y.sin()).sum().backward();
+      Tensor ye = batch_norm(x.detach(), rm, rv, w.detach(), b.detach(), /*training=*/false);
+      return tensor_list{y.detach(), x.grad(), w.grad(), b.grad(), rm, rv, ye};
+    };
+    tensor_list bc = run_bn(kCPU), bg = run_bn(kCUDA);
+    for (size_t i = 0; i < bc.size(); ++i) expect_close(bg[i], bc[i], tol * 10, tol * 10, "batch_norm " + std::to_string(i));
+  }
+}
+#endif  // EMBER_NN_HAVE_POOL_OPS
 
 #endif  // EMBER_WITH_CUDA
