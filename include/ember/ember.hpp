@@ -1,5 +1,8 @@
 #pragma once
-/// Umbrella header: everything in Ember's core.
+/// Umbrella header: tensors, autograd, every op, nn and optim.
+/// The data loaders (ember/data/data.hpp), io (ember/io/io.hpp: safetensors, checkpoints, images),
+/// vision (ember/vision/vision.hpp) and the programs' utilities (ember/utils/utils.hpp) have their
+/// own umbrellas, because they bring optional dependencies (zlib, stb, nlohmann-json, Cairo).
 #include "ember/core/device.hpp"
 #include "ember/core/dtype.hpp"
 #include "ember/core/error.hpp"
@@ -27,6 +30,9 @@
 #include "ember/ops/join.hpp"
 #include "ember/ops/index.hpp"
 #include "ember/ops/linalg.hpp"
+#include "ember/ops/conv.hpp"
+#include "ember/ops/pool.hpp"
+#include "ember/ops/batch_norm.hpp"
 
 #include "ember/autograd/engine.hpp"
 #include "ember/autograd/gradcheck.hpp"
