@@ -567,4 +567,18 @@ TEST_CASE("cuda: errors name the op") {
   CHECK_THROWS_AS(cuda::softmax_last(cuda::arg(a), cuda::arg(gpu(tensor<int64_t>({1, 2}))), 1, 2, false), ember::Error);
 }
 
+TEST_CASE("cuda: whole-tensor reductions of long rows (two-pass path) match the CPU") {
+  EMBER_REQUIRE_GPU();
+  manual_seed(21);
+  Tensor x = randn({3 << 20});  // 3M elements: long enough for the two-pass reduction
+  Tensor g = x.to(kCUDA);
+  CHECK(g.sum().item<double>() == doctest::Approx(x.sum().item<double>()).epsilon(1e-4));
+  CHECK(g.max().item<float>() == x.max().item<float>());
+  CHECK(g.min().item<float>() == x.min().item<float>());
+  CHECK(ones({1 << 21}, kCUDA).sum().item<float>() == 2097152.0f);
+  Tensor i = arange(int64_t{1} << 21).to(kCUDA);
+  CHECK(i.sum().item<int64_t>() == (int64_t{1} << 21) * ((int64_t{1} << 21) - 1) / 2);
+  CHECK(ember::argmax(g).item<int64_t>() == ember::argmax(x).item<int64_t>());
+}
+
 #endif  // EMBER_WITH_CUDA

@@ -466,6 +466,8 @@ TEST_CASE("cuda: fused SGD and Adam/AdamW updates follow the CPU optimizers for 
   manual_seed(9);
   for (DType dt : {kFloat64, kFloat32, kFloat16}) {
     double tol = dt == kFloat64 ? 1e-12 : (dt == kFloat32 ? 2e-6 : 4e-3);
+    // float16 is a storage type on the CPU: its reference optimizer runs in float32.
+    DType ref_dt = dt == kFloat16 ? kFloat32 : dt;
     Tensor p0 = sample({37, 5}, dt);
     std::vector<Tensor> grads = {sample({37, 5}, dt), sample({37, 5}, dt), sample({37, 5}, dt)};
     // SGD: momentum + dampening + weight decay, then nesterov, then plain with maximize.
@@ -478,11 +480,11 @@ TEST_CASE("cuda: fused SGD and Adam/AdamW updates follow the CPU optimizers for 
                         sp.weight_decay = 0.01;
       if (variant == 1) so.momentum(0.8).nesterov(true), sp.momentum = 0.8, sp.nesterov = true;
       if (variant == 2) so.maximize(true), sp.maximize = true;
-      Tensor pc = p0.clone().requires_grad_(true);
+      Tensor pc = p0.to(ref_dt).clone().requires_grad_(true);
       optim::SGD opt(std::vector<Tensor>{pc}, so);
       Tensor pd = p0.to(kCUDA), buf = zeros({37, 5}, TensorOptions(dt).device(kCUDA));
       for (int t = 0; t < 3; ++t) {
-        pc.set_grad(grads[t].clone());
+        pc.set_grad(grads[t].to(ref_dt).clone());
         opt.step();
         Tensor gd = grads[t].to(kCUDA);
         sp.first_step = t == 0;
@@ -495,7 +497,7 @@ TEST_CASE("cuda: fused SGD and Adam/AdamW updates follow the CPU optimizers for 
       INFO(dtype_name(dt) << " Adam variant " << variant);
       cuda::AdamParams ap;
       ap.lr = 0.01;
-      Tensor pc = p0.clone().requires_grad_(true);
+      Tensor pc = p0.to(ref_dt).clone().requires_grad_(true);
       std::unique_ptr<optim::Optimizer> opt;
       if (variant == 0) {
         opt = std::make_unique<optim::Adam>(std::vector<Tensor>{pc}, optim::AdamOptions(0.01));
@@ -510,7 +512,7 @@ TEST_CASE("cuda: fused SGD and Adam/AdamW updates follow the CPU optimizers for 
       auto state = [&] { return zeros({37, 5}, TensorOptions(dt).device(kCUDA)); };
       Tensor pd = p0.to(kCUDA), m = state(), v = state(), vmax = state();
       for (int t = 0; t < 3; ++t) {
-        pc.set_grad(grads[t].clone());
+        pc.set_grad(grads[t].to(ref_dt).clone());
         opt->step();
         Tensor gd = grads[t].to(kCUDA);
         ap.step = t + 1;
@@ -548,7 +550,7 @@ TEST_CASE("cuda: conv2d and conv_transpose2d ops and their gradients match the C
       Tensor x0 = sample({k.n, k.c, k.h, k.w}, dt), w0 = sample({k.o, k.c / k.g, k.k, k.k}, dt, 0.4),
              b0 = sample({k.o}, dt);
       auto run = [&](Device dev) {
-        Tensor x = x0.to(dev).requires_grad_(true), w = w0.to(dev).requires_grad_(true), b = b0.to(dev).requires_grad_(true);
+        Tensor x = x0.to(dev).detach().requires_grad_(true), w = w0.to(dev).detach().requires_grad_(true), b = b0.to(dev).detach().requires_grad_(true);
         Tensor y = conv2d(x, w, b, k.s, k.p, k.d, k.g);
         Tensor loss = (y * y.sin()).sum();
         loss.backward();
@@ -564,7 +566,7 @@ TEST_CASE("cuda: conv2d and conv_transpose2d ops and their gradients match the C
       Tensor wt0 = sample({k.c, k.o / k.g, k.k, k.k}, dt, 0.4);
       int64_t op = k.s > 1 ? 1 : 0;
       auto run_t = [&](Device dev) {
-        Tensor x = x0.to(dev).requires_grad_(true), w = wt0.to(dev).requires_grad_(true);
+        Tensor x = x0.to(dev).detach().requires_grad_(true), w = wt0.to(dev).detach().requires_grad_(true);
         Tensor y = conv_transpose2d(x, w, {}, k.s, k.p, op, k.g, k.d);
         (y * y).sum().backward();
         return tensor_list{y.detach(), x.grad(), w.grad()};
@@ -584,7 +586,7 @@ TEST_CASE("cuda: double backward through conv (a gradient penalty) matches the C
   manual_seed(7);
   Tensor x0 = sample({2, 2, 7, 7}, kFloat64), w0 = sample({3, 2, 3, 3}, kFloat64, 0.5), v0 = sample({5, 27}, kFloat64, 0.3);
   auto run = [&](Device dev) {
-    Tensor x = x0.to(dev).requires_grad_(true), w = w0.to(dev).requires_grad_(true), v = v0.to(dev).requires_grad_(true);
+    Tensor x = x0.to(dev).detach().requires_grad_(true), w = w0.to(dev).detach().requires_grad_(true), v = v0.to(dev).detach().requires_grad_(true);
     Tensor h = leaky_relu(conv2d(x, w, {}, 2, 1), 0.2);  // [2, 3, 4, 4]
     Tensor out = linear(h.reshape({2, 48}).slice(1, 0, 27), v).tanh().sum();
     tensor_list g = autograd::grad({out}, {x}, {}, std::nullopt, /*create_graph=*/true);
@@ -609,7 +611,7 @@ TEST_CASE("cuda: a small CNN gives the CPU's loss and gradients, before and afte
   Tensor labels = tensor<int64_t>({3, 1, 4, 1, 5, 9}, {6});
   auto run = [&](Device dev) {
     std::vector<Tensor> params;
-    for (const Tensor& t : init) params.push_back(t.to(dev).requires_grad_(true));
+    for (const Tensor& t : init) params.push_back(t.to(dev).detach().requires_grad_(true));
     Tensor x = images.to(dev), t = labels.to(dev);
     auto forward = [&] {
       Tensor h = relu(conv2d(x, params[0], params[1], 1, 0));
@@ -659,7 +661,7 @@ TEST_CASE("cuda: max/avg/adaptive pooling and batch_norm ops match the CPU, grad
     for (const auto& [name, f] : cases) {
       INFO(dtype_name(dt) << " " << name);
       auto run = [&](Device dev) {
-        Tensor x = x0.to(dev).requires_grad_(true);
+        Tensor x = x0.to(dev).detach().requires_grad_(true);
         Tensor y = f(x);
         Tensor loss = (y * y * y).sum();
         tensor_list g = autograd::grad({loss}, {x}, {}, std::nullopt, /*create_graph=*/true);
@@ -676,7 +678,7 @@ TEST_CASE("cuda: max/avg/adaptive pooling and batch_norm ops match the CPU, grad
     // batch_norm in training mode (batch statistics, running stats updated) and eval mode.
     Tensor w0 = sample({3}, dt), b0 = sample({3}, dt);
     auto run_bn = [&](Device dev) {
-      Tensor x = x0.to(dev).requires_grad_(true), w = w0.to(dev).requires_grad_(true), b = b0.to(dev).requires_grad_(true);
+      Tensor x = x0.to(dev).detach().requires_grad_(true), w = w0.to(dev).detach().requires_grad_(true), b = b0.to(dev).detach().requires_grad_(true);
       Tensor rm = zeros({3}, TensorOptions(dt).device(dev)), rv = ones({3}, TensorOptions(dt).device(dev));
       Tensor y = batch_norm(x, rm, rv, w, b, /*training=*/true, 0.1, 1e-5);
       (y * y.sin()).sum().backward();

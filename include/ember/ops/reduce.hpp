@@ -274,7 +274,20 @@ inline Tensor reduce_kernel(ReduceOp op, const Tensor& x, const Shape& dims_in, 
   if (x.is_cuda()) {
 #ifdef EMBER_WITH_CUDA
     Tensor rows = xs.permute(perm).contiguous();
-    cuda::reduce_last(op, cuda::arg(out), cuda::arg(rows), outer, inner);
+    // Few long rows (a whole-tensor sum) would leave the GPU idle with one block per row: reduce
+    // in two passes, first [outer * k, inner / k] into partials, then the partials.
+    int64_t k = 0;
+    if ((op == ReduceOp::Sum || op == ReduceOp::Max || op == ReduceOp::Min) && outer < 1024 && inner >= (1 << 20)) {
+      for (int64_t c = 2048; c >= 64 && k == 0; c /= 2)
+        if (inner % c == 0) k = c;
+    }
+    if (k > 0) {
+      Tensor partial = make_tensor({outer * k}, out.dtype(), x.device());
+      cuda::reduce_last(op, cuda::arg(partial), cuda::arg(rows), outer * k, inner / k);
+      cuda::reduce_last(op, cuda::arg(out), cuda::arg(partial), outer, k);
+    } else {
+      cuda::reduce_last(op, cuda::arg(out), cuda::arg(rows), outer, inner);
+    }
 #else
     fail_no_cuda(name);
 #endif
