@@ -611,7 +611,8 @@ TEST_CASE("cuda: a small CNN gives the CPU's loss and gradients, before and afte
   Tensor labels = tensor<int64_t>({3, 1, 4, 1, 5, 9}, {6});
   auto run = [&](Device dev) {
     std::vector<Tensor> params;
-    for (const Tensor& t : init) params.push_back(t.to(dev).detach().requires_grad_(true));
+    // clone: on the CPU to() returns `init` itself, and the SGD step below must not change it.
+    for (const Tensor& t : init) params.push_back(t.to(dev).detach().clone().requires_grad_(true));
     Tensor x = images.to(dev), t = labels.to(dev);
     auto forward = [&] {
       Tensor h = relu(conv2d(x, params[0], params[1], 1, 0));
