@@ -18,85 +18,13 @@
 // values, PyTorch goldens (tests/golden/layers.json), gradcheck + gradgradcheck in float64,
 // error messages, module state and reprs.
 
-#ifndef EMBER_SOURCE_DIR
-#define EMBER_SOURCE_DIR "."
-#endif
+#include "layer_golden.hpp"
 
 namespace {
 
 using ember::Tensor;
 using ember::tensor_list;
 using json = nlohmann::json;
-
-ember::TensorOptions f64g() { return ember::TensorOptions(ember::kFloat64).requires_grad(true); }
-
-Tensor from_json(const json& j) {
-  ember::Shape shape(j.at("shape").get<std::vector<int64_t>>());
-  if (j.at("dtype") == "int64") return ember::tensor(j.at("data").get<std::vector<int64_t>>(), shape);
-  return ember::tensor(j.at("data").get<std::vector<double>>(), shape);
-}
-
-/// Empty when `a` matches the JSON tensor within 1e-9; otherwise what differs.
-std::string compare(const Tensor& a, const json& e, const std::string& what) {
-  std::ostringstream os;
-  os.precision(17);
-  if (!a.defined()) return what + ": undefined";
-  ember::Shape shape(e.at("shape").get<std::vector<int64_t>>());
-  if (a.sizes() != shape) {
-    os << what << ": shape " << a.sizes() << ", expected " << shape;
-    return os.str();
-  }
-  std::vector<double> av = a.to_vector<double>(), ev = e.at("data").get<std::vector<double>>();
-  for (size_t i = 0; i < ev.size(); ++i) {
-    if (!(std::abs(av[i] - ev[i]) <= 1e-9 + 1e-9 * std::abs(ev[i]))) {
-      os << what << ": element " << i << " is " << av[i] << ", PyTorch gives " << ev[i];
-      return os.str();
-    }
-  }
-  return "";
-}
-
-const json& golden() {
-  static const json j = [] {
-    std::ifstream f(std::string(EMBER_SOURCE_DIR) + "/tests/golden/layers.json");
-    return f ? json::parse(f) : json();
-  }();
-  return j;
-}
-
-/// Runs `fn` on every golden case of `op` and compares output and input gradients.
-int run_golden(const std::string& op, const std::function<Tensor(const tensor_list&, const json&)>& fn) {
-  const json& g = golden();
-  if (g.is_null()) {
-    MESSAGE("tests/golden/layers.json not found (define EMBER_SOURCE_DIR); golden cases skipped");
-    return 0;
-  }
-  int n = 0;
-  for (const json& c : g.at("cases")) {
-    if (c.at("op") != op) continue;
-    ++n;
-    std::string name = c.at("name");
-    tensor_list in;
-    for (const json& t : c.at("inputs")) in.push_back(from_json(t));
-    tensor_list diff;
-    for (size_t i = 0; i < in.size(); ++i)
-      if (!c.at("grads").at(i).is_null()) {
-        in[i].requires_grad_(true);
-        diff.push_back(in[i]);
-      }
-    Tensor out = fn(in, c.at("args"));
-    CHECK_MESSAGE(compare(out, c.at("output"), name + " output") == "", compare(out, c.at("output"), name + " output"));
-    tensor_list grads = ember::autograd::grad({out}, diff, {from_json(c.at("grad_output"))});
-    size_t k = 0;
-    for (size_t i = 0; i < in.size(); ++i) {
-      if (c.at("grads").at(i).is_null()) continue;
-      std::string what = name + " grad of input " + std::to_string(i);
-      std::string msg = compare(grads[k++], c.at("grads").at(i), what);
-      CHECK_MESSAGE(msg == "", msg);
-    }
-  }
-  return n;
-}
 
 ember::Int2 int2(const json& j) {
   if (j.is_array()) return {j.at(0).get<int64_t>(), j.at(1).get<int64_t>()};
