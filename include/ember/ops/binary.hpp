@@ -77,12 +77,7 @@ void binary_cpu(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b
 /// Result dtype of an op on tensors a and b (PyTorch promotion; true division gives a float).
 inline DType binary_compute_dtype(BinaryOp op, DType a, DType b) {
   DType t = promote_types(a, b);
-  if ((op == BinaryOp::Div || op == BinaryOp::Pow) && !is_floating(t)) {
-    if (op == BinaryOp::Div) t = kFloat32;
-  }
-  if ((op == BinaryOp::Add || op == BinaryOp::Sub || op == BinaryOp::Mul) && t == kBool && op != BinaryOp::Mul)
-    t = kBool;  // bool + bool stays bool as in PyTorch (logical or)
-  return t;
+  return op == BinaryOp::Div && !is_floating(t) ? kFloat32 : t;
 }
 
 }  // namespace detail

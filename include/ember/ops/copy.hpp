@@ -35,7 +35,6 @@ inline void copy_cpu(const Tensor& dst, const Tensor& src) {
 
 /// dst[...] = src (broadcast to dst's shape, converted to dst's dtype), across devices.
 inline void copy_into(const Tensor& dst, const Tensor& src) {
-  broadcast_shapes(dst.sizes(), src.sizes(), "copy_");
   EMBER_CHECK(broadcast_shapes(dst.sizes(), src.sizes(), "copy_") == dst.sizes(), "copy_: source of shape ",
               src.sizes(), " cannot be broadcast to destination of shape ", dst.sizes());
   if (dst.numel() == 0) return;

@@ -83,7 +83,7 @@ void for_each_run(const Geometry<N>& g, std::array<char*, N> base, const std::ar
     pos += count;
     if (pos >= end) break;
     // Advance: the innermost index wrapped; carry into outer dims.
-    for (size_t k = 0; k < N; ++k) p[k] += (count - 0) * g.strides[k][last] * elsize[k];
+    for (size_t k = 0; k < N; ++k) p[k] += count * g.strides[k][last] * elsize[k];
     idx[last] += count;
     for (int d = last; d > 0 && idx[d] == g.sizes[d]; --d) {
       idx[d] = 0;
