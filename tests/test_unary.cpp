@@ -6,26 +6,11 @@
 #include <vector>
 
 #include "ember/ember.hpp"
+#include "support.hpp"
 
 using namespace ember;
 
 namespace {
-
-std::vector<double> vals(const Tensor& t) { return t.to_vector<double>(); }
-
-void check_close(const Tensor& t, const std::vector<double>& expected, double eps = 1e-12) {
-  auto v = vals(t);
-  REQUIRE(v.size() == expected.size());
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (std::isnan(expected[i])) {
-      CHECK_MESSAGE(std::isnan(v[i]), "element ", i);
-    } else if (std::isinf(expected[i])) {
-      CHECK_MESSAGE(v[i] == expected[i], "element ", i);
-    } else {
-      CHECK_MESSAGE(v[i] == doctest::Approx(expected[i]).epsilon(eps), "element ", i);
-    }
-  }
-}
 
 Tensor f64(std::initializer_list<double> v, const Shape& s = {-1}) { return tensor<double>(v, s); }
 Tensor bools(std::initializer_list<int32_t> v) { return tensor<int32_t>(v).to(kBool); }
