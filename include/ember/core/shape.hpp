@@ -68,6 +68,16 @@ class Shape {
     for (int64_t i = 0; i < n_; ++i) p *= v_[i];
     return p;
   }
+  /// The element count, or false when it overflows int64 or an entry is negative (sizes from
+  /// files and user arithmetic; numel() itself stays a plain product for the hot path).
+  bool checked_numel(int64_t& out) const {
+    int64_t p = 1;
+    for (int64_t i = 0; i < n_; ++i) {
+      if (v_[i] < 0 || __builtin_mul_overflow(p, v_[i], &p)) return false;
+    }
+    out = p;
+    return true;
+  }
   std::vector<int64_t> vec() const { return {begin(), end()}; }
 
   friend bool operator==(const Shape& a, const Shape& b) {

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -236,14 +237,37 @@ struct TensorImpl {
 // ---- construction helpers used by every op -------------------------------------------------------
 
 /// A new tensor with fresh (uninitialised) contiguous storage.
+/// Throws ember::Error for a negative size, an element count or byte size that overflows, or a
+/// byte size above max_allocation_bytes(); the message names the shape and dtype.
+inline size_t checked_nbytes(const Shape& sizes, DType dtype, const char* op = "empty") {
+  for (int64_t s : sizes) EMBER_CHECK(s >= 0, op, ": negative dimension in size ", sizes, " (", dtype, ")");
+  int64_t n = 0;
+  EMBER_CHECK(sizes.checked_numel(n), op, ": a tensor of shape ", sizes, " (", dtype,
+              ") has more elements than int64 can count");
+  const auto esize = static_cast<int64_t>(element_size(dtype));
+  EMBER_CHECK(n <= INT64_MAX / esize, op, ": a tensor of shape ", sizes, " (", dtype, ") has ", n,
+              " elements, whose byte size overflows int64");
+  const auto nbytes = static_cast<size_t>(n * esize);
+  EMBER_CHECK(nbytes <= max_allocation_bytes(), op, ": a tensor of shape ", sizes, " (", dtype, ") needs ",
+              format_bytes(nbytes), ", above the limit of ", format_bytes(max_allocation_bytes()),
+              " per tensor (raise it with set_max_allocation_bytes or EMBER_MAX_ALLOC_BYTES)");
+  return nbytes;
+}
+
+/// A new tensor with fresh (uninitialised) contiguous storage.
 inline Tensor make_tensor(const Shape& sizes, DType dtype, Device device) {
-  for (int64_t s : sizes) EMBER_CHECK(s >= 0, "empty: negative dimension in size ", sizes);
-  auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(static_cast<size_t>(sizes.numel()) * element_size(dtype), device);
-  impl->sizes = sizes;
-  impl->strides = contiguous_strides(sizes);
-  impl->dtype = dtype;
-  return Tensor(std::move(impl));
+  const size_t nbytes = checked_nbytes(sizes, dtype);
+  try {
+    auto impl = std::make_shared<TensorImpl>();
+    impl->storage = std::make_shared<Storage>(nbytes, device);
+    impl->sizes = sizes;
+    impl->strides = contiguous_strides(sizes);
+    impl->dtype = dtype;
+    return Tensor(std::move(impl));
+  } catch (const std::bad_alloc&) {  // the small control blocks; the data buffer reports itself
+    EMBER_FAIL("out of memory: allocating a tensor of shape ", sizes, " (", dtype, ", ", format_bytes(nbytes),
+               ") on ", device);
+  }
 }
 
 /// A view of `base`'s storage with new geometry (no autograd: ops/shape.hpp records the view).

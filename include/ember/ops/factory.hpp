@@ -106,8 +106,11 @@ inline Tensor scalar_tensor(Scalar v, const TensorOptions& opts = {}) { return f
 /// Wraps memory owned elsewhere without copying; `deleter` runs when the last view is gone.
 inline Tensor from_blob(void* data, const Shape& sizes, const TensorOptions& opts = {},
                         std::function<void(void*)> deleter = nullptr) {
+  int64_t n = 0;
+  EMBER_CHECK(sizes.checked_numel(n) && n <= INT64_MAX / static_cast<int64_t>(element_size(opts.dtype())),
+              "from_blob: invalid shape ", sizes, " (", opts.dtype(), "): negative size or byte size overflows int64");
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(data, static_cast<size_t>(sizes.numel()) * element_size(opts.dtype()),
+  impl->storage = std::make_shared<Storage>(data, static_cast<size_t>(n) * element_size(opts.dtype()),
                                             opts.device(), std::move(deleter));
   impl->sizes = sizes;
   impl->strides = contiguous_strides(sizes);
@@ -136,6 +139,9 @@ inline Tensor arange(Scalar start, Scalar end, Scalar step = 1, std::optional<Te
   double n = std::ceil((end.to_double() - start.to_double()) / step.to_double());
   EMBER_CHECK(n >= 0, "arange: upper bound ", end.to_double(), " and step ", step.to_double(),
               " are inconsistent with start ", start.to_double());
+  // Checked in double: converting an out-of-range double (1e30, inf) to int64 is undefined.
+  EMBER_CHECK(n < 9.0e18, "arange: [", start.to_double(), ", ", end.to_double(), ") with step ", step.to_double(),
+              " has ", n, " elements, more than int64 can count");
   bool integral = start.is_integral() && end.is_integral() && step.is_integral();
   TensorOptions o = opts ? *opts : TensorOptions(integral ? kInt64 : kFloat32);
   double s0 = start.to_double(), st = step.to_double();
