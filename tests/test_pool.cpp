@@ -55,6 +55,37 @@ TEST_CASE("max_pool2d: hand-checked values and indices") {
   CHECK(std::isnan(ember::max_pool2d(n, 2).item<float>()));
 }
 
+// The 2x2 stride-2 fast path against a brute-force scan: many ties (values in {0, 1, 2}, the first
+// maximum in scan order wins), NaNs (a NaN wins; the row falls back to the generic loop), odd
+// widths (the last column is dropped) and planes of one row.
+TEST_CASE("max_pool2d: the 2x2 fast path matches a brute-force scan, ties and NaN included") {
+  for (auto [h, w] : {std::pair<int64_t, int64_t>{6, 8}, {7, 9}, {2, 34}}) {
+    Tensor x = ember::randint(0, 3, {2, 3, h, w}).to(ember::kFloat32);
+    float* px = x.data_ptr<float>();
+    px[5] = px[w + 40] = std::numeric_limits<float>::quiet_NaN();
+    auto [y, idx] = ember::max_pool2d_with_indices(x, 2);
+    const int64_t oh = h / 2, ow = w / 2;
+    REQUIRE(y.sizes() == ember::Shape{2, 3, oh, ow});
+    int64_t mismatches = 0;
+    for (int64_t pl = 0; pl < 6; ++pl)
+      for (int64_t oy = 0; oy < oh; ++oy)
+        for (int64_t ox = 0; ox < ow; ++ox) {
+          int64_t best = -1;
+          float bv = 0;
+          for (int64_t i = 0; i < 2; ++i)
+            for (int64_t j = 0; j < 2; ++j) {
+              const int64_t off = (2 * oy + i) * w + 2 * ox + j;
+              const float v = px[pl * h * w + off];
+              if (best < 0 || v > bv || std::isnan(v)) bv = v, best = off;
+            }
+          const int64_t o = pl * oh * ow + oy * ow + ox;
+          const float got = y.data_ptr<float>()[o];
+          mismatches += idx.data_ptr<int64_t>()[o] != best || (std::isnan(bv) ? !std::isnan(got) : got != bv);
+        }
+    CHECK(mismatches == 0);
+  }
+}
+
 TEST_CASE("avg_pool2d / adaptive_avg_pool2d: hand-checked values") {
   Tensor x = ember::arange(16, ember::TensorOptions(ember::kFloat64)).view({1, 1, 4, 4});
   CHECK(ember::avg_pool2d(x, 2).to_vector<double>() == std::vector<double>{2.5, 4.5, 10.5, 12.5});
