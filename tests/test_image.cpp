@@ -275,3 +275,59 @@ TEST_CASE("image: thin pen strokes on a 2000x1500 photo survive a 10x downscale"
   for (uint8_t v : small.data) out += (220 - v) * 100.0;
   CHECK(std::abs(out - in) / in < 0.03);
 }
+
+// ---- regressions found by tests/fuzz/fuzz_image (inputs in tests/fuzz/regressions/fuzz_image/) ----
+
+TEST_CASE("image: JPEG Huffman tables with more than 256 codes are refused (stb 2.27 heap overflow)") {
+  // Each input is the fuzzer's crash file; its first byte is the harness's mode byte.
+  const fs::path dir = fs::path(EMBER_SOURCE_DIR) / "tests/fuzz/regressions/fuzz_image";
+  int seen = 0;
+  for (const char* name : {"jpeg_dht_over_256_codes", "jpeg_dht_after_padding", "jpeg_dht_counts_past_eof",
+                           "jpeg_dht_after_bad_dqt"}) {
+    std::string bytes = slurp((dir / name).string());
+    REQUIRE_MESSAGE(bytes.size() > 1, "missing regression input ", name);
+    ++seen;
+    try {
+      io::decode_image(bytes.data() + 1, bytes.size() - 1, 0, Background::Auto, name);
+      FAIL("decoded a JPEG with an oversized Huffman table: ", name);
+    } catch (const Error& e) {
+      CHECK_MESSAGE(std::string(e.what()).find("Huffman table (DHT)") != std::string::npos, e.what());
+    }
+  }
+  CHECK(seen == 4);
+  // A valid JPEG (whose DHT segments hold <= 256 codes each) still decodes.
+  TempDir tmp;
+  io::write_jpg(tmp / "ok.jpg", pattern(9, 7, 3), 80);
+  std::string ok = slurp(tmp / "ok.jpg");
+  CHECK(io::detail::find_bad_jpeg_dht(reinterpret_cast<const uint8_t*>(ok.data()), ok.size()) == 0);
+  CHECK(io::decode_image(ok.data(), ok.size()).width == 9);
+  // The same file with one DHT count raised past 256 codes is refused, not decoded.
+  size_t dht = ok.find("\xFF\xC4");
+  REQUIRE(dht != std::string::npos);
+  ok[dht + 5 + 15] = static_cast<char>(0xFF);  // last of the 16 counts of the first table
+  ok[dht + 5 + 14] = static_cast<char>(0xFF);
+  CHECK_THROWS_WITH_AS(io::decode_image(ok.data(), ok.size()), doctest::Contains("more than 256 codes"), Error);
+}
+
+TEST_CASE("image: a header announcing a huge image is refused before decoding") {
+  TempDir tmp;
+  io::write_png(tmp / "one.png", pattern(1, 1, 1));
+  std::string png = slurp(tmp / "one.png");
+  // IHDR: 8-byte signature, length, "IHDR", then big-endian width and height.
+  REQUIRE(png.substr(12, 4) == "IHDR");
+  for (int i = 0; i < 4; ++i) {
+    png[16 + i] = static_cast<char>((20000u >> (24 - 8 * i)) & 0xFF);
+    png[20 + i] = static_cast<char>((20000u >> (24 - 8 * i)) & 0xFF);
+  }
+  uint64_t before = cpu_memory_stats().system_allocations;
+  CHECK_THROWS_WITH_AS(io::decode_image(png.data(), png.size(), 0, Background::Auto, "huge.png"),
+                       doctest::Contains("20000x20000 pixels"), Error);
+  CHECK(cpu_memory_stats().system_allocations == before);
+  // The allocation cap lowers the limit further (1 KiB: a 32x32 image is 4 KiB as RGBA).
+  io::write_png(tmp / "small.png", pattern(32, 32, 1));
+  std::string small = slurp(tmp / "small.png");
+  size_t old = set_max_allocation_bytes(1024);
+  CHECK_THROWS_WITH_AS(io::decode_image(small.data(), small.size()), doctest::Contains("refused before decoding"), Error);
+  set_max_allocation_bytes(old);
+  CHECK(io::decode_image(small.data(), small.size()).width == 32);
+}

@@ -200,17 +200,85 @@ inline Image remove_alpha(const Image& img, Background bg = Background::Auto) {
   return img.channels == 2 || img.channels == 4 ? convert_channels(img, img.channels - 1, bg) : img;
 }
 
+namespace detail {
+
+/// Largest image decode_image accepts, in pixels (2^28: 16384 x 16384). stb allocates the whole
+/// decoded image (and for some formats several copies) at once, so a 100-byte PNG header that
+/// announces 10^5 x 10^5 pixels must be refused from its header, before stb allocates anything.
+inline constexpr uint64_t kMaxImagePixels = uint64_t{1} << 28;
+
+/// Refuses JPEG Huffman tables with more than 256 codes. Debian's stb_image (2.27) sums the 16
+/// code counts of a DHT segment without a bound and writes that many entries into 257-byte tables:
+/// a heap overflow on a crafted file (found by tests/fuzz/fuzz_image; fixed upstream in 2.28).
+/// Segments are walked by their lengths up to the first scan; after it (entropy data, and the
+/// segments between progressive scans) every FF C4 up to EOI is checked, which covers whatever
+/// stb may take for a marker. Returns the offset of a bad table, or 0 when there is none.
+inline size_t find_bad_jpeg_dht(const uint8_t* p, size_t n) {
+  if (n < 4 || p[0] != 0xFF || p[1] != 0xD8) return 0;
+  auto byte = [&](size_t j) { return j < n ? int{p[j]} : 0; };  // stb reads 0 past the end
+  auto dht_bad = [&](size_t at) {  // at: the FF of FF C4
+    long len = (long{byte(at + 2)} << 8 | byte(at + 3)) - 2;
+    size_t i = at + 4;
+    while (len > 0 && i < n) {
+      const int q = byte(i);
+      if ((q >> 4) > 1 || (q & 15) > 3) return false;  // stb rejects this table itself
+      int count = 0;
+      for (int k = 1; k <= 16; ++k) count += byte(i + k);
+      if (count > 256) return true;
+      i += 17 + static_cast<size_t>(count);
+      len -= 17 + count;
+    }
+    return false;
+  };
+  size_t i = 2;
+  while (i + 4 <= n) {  // header segments: FF xx LEN LEN payload
+    if (p[i] != 0xFF) { ++i; continue; }  // stb skips padding between segments byte by byte
+    const uint8_t m = p[i + 1];
+    if (m == 0xFF) { ++i; continue; }  // fill byte
+    if (m == 0xD8 || (m >= 0xD0 && m <= 0xD7) || m == 0x01) { i += 2; continue; }
+    if (m == 0xD9) return 0;
+    if (m == 0xC4 && dht_bad(i)) return i;
+    const size_t len = size_t{p[i + 2]} << 8 | p[i + 3];
+    if (m == 0xDA) { i += 2 + len; break; }
+    i += 2 + len;
+  }
+  for (; i + 1 < n; ++i) {
+    if (p[i] != 0xFF) continue;
+    if (p[i + 1] == 0xD9) return 0;
+    if (p[i + 1] == 0xC4 && dht_bad(i)) return i;
+  }
+  return 0;
+}
+
+}  // namespace detail
+
 /// Decodes an image file held in memory; `source` names it in errors. desired_channels 0 keeps
-/// the file's channels, 1–4 converts with convert_channels (and `bg` for alpha).
+/// the file's channels, 1–4 converts with convert_channels (and `bg` for alpha). Images above
+/// 2^28 pixels, or whose decoded size is above max_allocation_bytes(), are refused from their
+/// header, before any pixel memory is allocated.
 inline Image decode_image(const void* bytes, size_t size, int desired_channels = 0,
                           Background bg = Background::Auto, const std::string& source = "<memory>") {
   EMBER_CHECK(desired_channels >= 0 && desired_channels <= 4, "read_image: desired_channels must be 0 to 4, got ",
               desired_channels);
   EMBER_CHECK(size > 0, "read_image: '", source, "' is empty (0 bytes)");
   EMBER_CHECK(size <= static_cast<size_t>(INT32_MAX), "read_image: '", source, "' is too large (", size, " bytes)");
+  const auto* in = static_cast<const stbi_uc*>(bytes);
+  // Before stbi_info too: it parses the JPEG header, DHT segments included.
+  if (size_t at = detail::find_bad_jpeg_dht(in, size)) {
+    EMBER_FAIL("read_image: cannot decode '", source, "': corrupt JPEG: a Huffman table (DHT) at byte ", at,
+               " declares more than 256 codes");
+  }
   int w = 0, h = 0, n = 0;
+  if (stbi_info_from_memory(in, static_cast<int>(size), &w, &h, &n)) {
+    const uint64_t pixels = static_cast<uint64_t>(w) * static_cast<uint64_t>(h);
+    EMBER_CHECK(pixels <= detail::kMaxImagePixels && pixels * 4 <= max_allocation_bytes(), "read_image: '", source,
+                "' announces ", w, "x", h, " pixels with ", n, " channel(s), above the limit of ",
+                detail::kMaxImagePixels, " pixels and ", format_bytes(max_allocation_bytes()),
+                " per image; refused before decoding");
+  }
+  w = h = n = 0;
   // Always decode the file's own channels: stb's conversions drop alpha without compositing.
-  stbi_uc* px = stbi_load_from_memory(static_cast<const stbi_uc*>(bytes), static_cast<int>(size), &w, &h, &n, 0);
+  stbi_uc* px = stbi_load_from_memory(in, static_cast<int>(size), &w, &h, &n, 0);
   if (px == nullptr) {
     const char* why = stbi_failure_reason();
     EMBER_FAIL("read_image: cannot decode '", source, "': ", why ? why : "unknown error",

@@ -1,0 +1,49 @@
+#pragma once
+/// Shared helpers of the libFuzzer targets: the readers under test take file paths, so each input
+/// is written to one scratch file per process (in /dev/shm when it exists, so no disk I/O).
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+// Only what the readers need, so a target builds while other parts of the library are being
+// edited. The autograd engine defines AccumulateGrad's virtual functions, which io/safetensors.hpp
+// reaches through nn/state_dict.hpp without including it (a link error otherwise).
+#include "ember/autograd/engine.hpp"
+#include "ember/core/allocator.hpp"
+#include "ember/core/error.hpp"
+
+namespace ember::fuzz {
+
+/// The scratch path of this process for `tag` (stable, so the file is overwritten, not leaked).
+inline const std::string& scratch_path(const char* tag) {
+  static const std::string path = [tag] {
+    std::error_code ec;
+    std::string dir = std::filesystem::is_directory("/dev/shm", ec) ? "/dev/shm" : "/tmp";
+    return dir + "/ember_fuzz_" + tag + "_" + std::to_string(::getpid());
+  }();
+  return path;
+}
+
+/// Writes `size` bytes to the scratch file; returns its path.
+inline const std::string& write_scratch(const char* tag, const uint8_t* data, size_t size) {
+  const std::string& path = scratch_path(tag);
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr) __builtin_trap();  // the harness itself is broken, not the reader
+  if (size > 0 && std::fwrite(data, 1, size, f) != size) __builtin_trap();
+  std::fclose(f);
+  return path;
+}
+
+}  // namespace ember::fuzz
+
+/// Runs once per process: caps single tensors at 256 MiB, as a program reading untrusted files
+/// should, so a header announcing gigabytes throws ember::Error instead of tripping -rss_limit_mb.
+/// Readers must still not depend on it: fuzz_idx found a 16-byte file that allocates what its
+/// header announces before reading (docs/RELIABILITY.md).
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  ember::set_max_allocation_bytes(size_t{256} << 20);
+  return 0;
+}
