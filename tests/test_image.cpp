@@ -331,3 +331,15 @@ TEST_CASE("image: a header announcing a huge image is refused before decoding") 
   set_max_allocation_bytes(old);
   CHECK(io::decode_image(small.data(), small.size()).width == 32);
 }
+
+TEST_CASE("image: PNM sizes beyond 2^31 are refused (stb 2.27 signed overflow)") {
+  const fs::path dir = fs::path(EMBER_SOURCE_DIR) / "tests/fuzz/regressions/fuzz_image";
+  std::string bytes = slurp((dir / "pnm_width_overflows_int").string());
+  REQUIRE(bytes.size() > 1);
+  CHECK_THROWS_WITH_AS(io::decode_image(bytes.data() + 1, bytes.size() - 1), doctest::Contains("corrupt PNM header"),
+                       Error);
+  std::string pgm = "P5\n# comment 99999999999\n3 2\n255\n" + std::string("\x00\x40\x80\xc0\xff\x10", 6);
+  CHECK(io::decode_image(pgm.data(), pgm.size()).width == 3);  // digits in comments do not count
+  std::string big = "P5 3 99999999999 255\n" + std::string(6, '\0');
+  CHECK_THROWS_WITH_AS(io::decode_image(big.data(), big.size()), doctest::Contains("corrupt PNM header"), Error);
+}

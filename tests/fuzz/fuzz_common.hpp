@@ -39,11 +39,12 @@ inline const std::string& write_scratch(const char* tag, const uint8_t* data, si
 
 }  // namespace ember::fuzz
 
-/// Runs once per process: caps single tensors at 256 MiB, as a program reading untrusted files
-/// should, so a header announcing gigabytes throws ember::Error instead of tripping -rss_limit_mb.
+/// Runs once per process: caps single tensors (and decoded images) at 64 MiB, as a program reading
+/// untrusted files should, so a header announcing gigabytes throws ember::Error instead of tripping
+/// -rss_limit_mb, and an 86-byte RLE image cannot keep a slow sanitized build busy for seconds.
 /// Readers must still not depend on it: fuzz_idx found a 16-byte file that allocates what its
 /// header announces before reading (docs/RELIABILITY.md).
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  ember::set_max_allocation_bytes(size_t{256} << 20);
+  ember::set_max_allocation_bytes(size_t{64} << 20);
   return 0;
 }

@@ -250,6 +250,28 @@ inline size_t find_bad_jpeg_dht(const uint8_t* p, size_t n) {
   return 0;
 }
 
+/// Refuses PNM (P5/P6) headers with a number above INT_MAX: stb_image 2.27 accumulates the width,
+/// height and maxval digits in an int without a bound (signed overflow, undefined behaviour; found
+/// by tests/fuzz/fuzz_image). Mirrors stb's header scan: whitespace, '#' comments to end of line.
+inline bool pnm_header_overflows(const uint8_t* p, size_t n) {
+  if (n < 2 || p[0] != 'P' || (p[1] != '5' && p[1] != '6')) return false;
+  size_t i = 2;
+  auto space = [](uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; };
+  for (int field = 0; field < 3; ++field) {
+    for (;;) {  // whitespace and comments
+      while (i < n && space(p[i])) ++i;
+      if (i >= n || p[i] != '#') break;
+      while (i < n && p[i] != '\n' && p[i] != '\r') ++i;
+    }
+    int64_t value = 0;
+    for (; i < n && p[i] >= '0' && p[i] <= '9'; ++i) {
+      value = value * 10 + (p[i] - '0');
+      if (value > INT32_MAX / 10) return true;  // stb's next step (or this one) would overflow
+    }
+  }
+  return false;
+}
+
 }  // namespace detail
 
 /// Decodes an image file held in memory; `source` names it in errors. desired_channels 0 keeps
@@ -268,6 +290,8 @@ inline Image decode_image(const void* bytes, size_t size, int desired_channels =
     EMBER_FAIL("read_image: cannot decode '", source, "': corrupt JPEG: a Huffman table (DHT) at byte ", at,
                " declares more than 256 codes");
   }
+  EMBER_CHECK(!detail::pnm_header_overflows(in, size), "read_image: cannot decode '", source,
+              "': corrupt PNM header: a size or maximum value beyond 2^31");
   int w = 0, h = 0, n = 0;
   if (stbi_info_from_memory(in, static_cast<int>(size), &w, &h, &n)) {
     const uint64_t pixels = static_cast<uint64_t>(w) * static_cast<uint64_t>(h);
