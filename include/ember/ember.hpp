@@ -14,6 +14,7 @@
 #include "ember/core/storage.hpp"
 #include "ember/core/tensor.hpp"
 
+#include "ember/autograd/anomaly.hpp"
 #include "ember/autograd/function.hpp"
 #include "ember/autograd/node.hpp"
 

@@ -141,6 +141,10 @@ inline tensor_list run_backward(const tensor_list& outputs, const tensor_list& g
     bool run = g.defined() && !(n->is_accumulate_grad() && !inputs.empty());
     if (run) {
       grads = n->apply(g);
+      if (detail::anomaly_flag()) [[unlikely]] {
+        auto* fn = dynamic_cast<FunctionNode*>(n);
+        detail::check_backward(n->name(), fn ? fn->creation_site() : std::string(), grads);
+      }
       if (!retain_graph) n->release_saved();
     }
     auto& edges = n->next_edges();

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "ember/autograd/anomaly.hpp"
 #include "ember/autograd/node.hpp"
 
 namespace ember::autograd {
@@ -73,6 +74,9 @@ class FunctionNode final : public Node {
     result_ = Tensor();
   }
   void set_result(const Tensor& out) { result_ = out.detach(); }
+  /// The op and input shapes, kept only for nodes recorded under detect_anomaly() ("" otherwise).
+  const std::string& creation_site() const { return creation_site_; }
+  void set_creation_site(std::string site) { creation_site_ = std::move(site); }
 
  private:
   friend class BackwardCtx;
@@ -82,6 +86,7 @@ class FunctionNode final : public Node {
   tensor_list saved_;
   std::vector<uint32_t> versions_;
   Tensor result_;
+  std::string creation_site_;
   bool released_ = false;
 };
 
@@ -125,7 +130,15 @@ inline void FunctionNode::release_chain() noexcept {
 /// input. Call only when needs_grad(inputs...) is true.
 inline void record(const char* name, Tensor& out, const tensor_list& inputs, tensor_list saved, BackwardFn fn,
                    bool save_result = false) {
+  std::string site;
+  if (detail::anomaly_flag()) [[unlikely]] {  // detect_anomaly(): one thread-local test when off
+    detail::check_forward(name, out, inputs);
+    std::string op = name;
+    if (op.size() > 8 && op.compare(op.size() - 8, 8, "Backward") == 0) op.resize(op.size() - 8);
+    site = detail::creation_site(op, inputs);
+  }
   auto node = std::make_shared<FunctionNode>(name, std::move(fn), std::move(saved));
+  if (!site.empty()) node->set_creation_site(std::move(site));
   auto& edges = node->next_edges();
   edges.reserve(inputs.size());
   for (const auto& in : inputs) {
