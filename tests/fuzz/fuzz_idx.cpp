@@ -5,33 +5,8 @@
 #include "ember/data/mnist.hpp"
 #include "fuzz_common.hpp"
 
-// Known bug filter (remove once data/mnist.hpp checks before multiplying): read_idx computes the
-// element count as `total *= s` and checks it afterwards, so three 2^30 dimensions overflow int64
-// (UB, reported by UBSan). The input is committed in tests/fuzz/regressions/fuzz_idx/; skipping
-// such headers here lets the fuzzer go on exploring instead of stopping on the same report.
-// Build with -DEMBER_FUZZ_NO_KNOWN_BUG_FILTERS to see it.
-static bool known_bug(const uint8_t* data, size_t size) {
-#ifdef EMBER_FUZZ_NO_KNOWN_BUG_FILTERS
-  (void)data, (void)size;
-  return false;
-#else
-  if (size < 4 || data[0] != 0 || data[1] != 0) return false;  // gzip streams are not filtered
-  const int ndim = data[3];
-  using u128 = unsigned __int128;
-  u128 total = 1;
-  for (int d = 0; d < ndim && 4 + 4 * d + 4 <= static_cast<int>(size); ++d) {
-    const uint8_t* b = data + 4 + 4 * d;
-    uint32_t s = (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) | b[3];
-    if (s > (1u << 30)) return false;  // rejected before the multiplication
-    total *= s;
-    if (total > (u128{1} << 36)) return total > static_cast<u128>(INT64_MAX);
-  }
-  return false;
-#endif
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (known_bug(data, size)) return 0;
+  if (ember::fuzz::idx_dims_overflow_int64(data, size)) return 0;  // known bug, see fuzz_common.hpp
   const std::string& path = ember::fuzz::write_scratch("idx", data, size);
   // The file's own dimension byte picks the expected magic, so both the images and the labels
   // layouts are reached (a gzip stream starts 1F 8B 08 00: images).
