@@ -355,10 +355,14 @@ inline int write_report(const std::string& runs_path, const std::string& out_pre
         meta_str("torch_version") + " with OPENBLAS_NUM_THREADS=" + meta_str("libtorch_openblas") + " (" +
         meta_str("libtorch_openblas_why") + "); Ember " + meta_str("git") + "; mode " + meta_str("mode") +
         "; load average at start " + meta_str("load") + ".\n\n";
-  md += fmt("Measured peaks: compute %.1f GFLOP/s (the best rate any row of either framework reached in this run, "
-            "normally the sgemm `peak` row), ", gflops_peak) +
-        fmt("memory %.1f GB/s (the 64 MiB copy; ops on cache-resident data exceed it). ", gbs_peak) +
-        "Times are median [min - max] over all repetitions; ratio = Ember / libtorch (below 1: Ember faster); "
+  if (gflops_peak <= 0) {
+    md += "Peaks not measured (the `ops` case was not run). ";
+  } else {
+    md += fmt("Measured peaks: compute %.1f GFLOP/s (the best rate any row of either framework reached in this run, "
+              "normally the sgemm `peak` row), ", gflops_peak) +
+          fmt("memory %.1f GB/s (the 64 MiB copy; ops on cache-resident data exceed it). ", gbs_peak);
+  }
+  md += "Times are median [min - max] over all repetitions; ratio = Ember / libtorch (below 1: Ember faster); "
         "target from issue 4 and the tutorial issues, met = yes/no.\n\n";
   auto ratio_cells = [&](const ReportRow& r) {
     std::string q = r.ratio() ? fmt("%.2f", *r.ratio()) : "-";

@@ -132,15 +132,21 @@ run() {
 # ---- libtorch at its best: OPENBLAS_NUM_THREADS=1 or the default, whichever is faster here ----------
 BLAS=default
 BLAS_WHY="no libtorch"
+CAL_CASES=""
 if [ $HAVE_TORCH = 1 ]; then
   CAL="$RUN_DIR/$STAMP-calibration.jsonl"
   : >"$CAL"
-  CAL_CASES="catdog_step"
-  if [ $HAVE_MNIST = 1 ]; then
-    CAL_CASES="mnist_b32 catdog_step"
-    [ $QUICK = 1 ] && CAL_CASES="mnist_b32"  # keeps --quick under 2 minutes
-  fi
-  log "calibrating libtorch's OpenBLAS threads on: $CAL_CASES (quick runs)"
+  # Calibrate on the run's own model cases (MNIST and cat/dog; --quick: the first only, to stay
+  # under 2 minutes); with neither in the run there is nothing to calibrate on.
+  for c in mnist_b32 catdog_step; do
+    case " $CASES " in *" $c "*) CAL_CASES="$CAL_CASES $c" ;; esac
+  done
+  [ $QUICK = 1 ] && CAL_CASES=$(echo $CAL_CASES | cut -d' ' -f1)
+fi
+if [ $HAVE_TORCH = 1 ] && [ -z "$CAL_CASES" ]; then
+  BLAS_WHY="default kept: no MNIST or cat/dog case in this run to calibrate on"
+elif [ $HAVE_TORCH = 1 ]; then
+  log "calibrating libtorch's OpenBLAS threads on:$CAL_CASES (quick runs)"
   SAVED_QFLAG=("${QFLAG[@]}")
   QFLAG=(--quick)
   JSON_TARGET=$CAL
