@@ -133,6 +133,15 @@ TEST_CASE("sum: float32 fast paths (leading dims, whole tensor split across thre
   check_close(sum(x, {0, 1}), {132, 144});
   check_close(sum(x, {0, 1}, true), {132, 144});
   CHECK(sum(x, {0, 1}, true).sizes() == Shape{1, 1, 2});
+  // Per-channel sums of NCHW (a conv bias gradient): leading and trailing dims around the kept
+  // one, in place; large enough to run on several threads.
+  Tensor g = (iota({8, 64, 11, 11}) * 0.37).sin().to(kFloat32);
+  Tensor want = g.to(kFloat64).permute({1, 0, 2, 3}).contiguous().view({64, -1}).sum({1});
+  CHECK(sum(g, {0, 2, 3}).sizes() == Shape{64});
+  check_close(sum(g, {0, 2, 3}), want.to_vector<double>(), 1e-6);  // float32 result, double sums
+  CHECK(sum(g, {0, 2, 3}, true).sizes() == Shape{1, 64, 1, 1});
+  CHECK(sum(g, {0, 3}).sizes() == Shape{64, 11});
+  check_close(sum(g, {0, 3}).select(0, 5), g.to(kFloat64).select(1, 5).sum({0, 2}).to_vector<double>(), 1e-6);
   // A long vector: large enough to be split into per-thread chunks.
   int64_t n = 300001;
   Tensor big = ones({n}, kFloat32);

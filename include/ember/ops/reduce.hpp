@@ -230,6 +230,27 @@ void sum_middle_cpu(const T* in, T* out, int64_t outer, int64_t rows, int64_t co
   });
 }
 
+/// Sum of a contiguous [outer, keep, inner] input over outer and inner → out[keep]: the
+/// per-channel sum of an NCHW gradient (a conv or batch-norm bias), read in place instead of
+/// permuted into a copy first. Parallel over the kept entries; each sums its `outer` contiguous
+/// runs of `inner` elements.
+template <typename T, typename Acc>
+void sum_outer_inner_cpu(const T* in, T* out, int64_t outer, int64_t keep, int64_t inner) {
+  int64_t grain = std::max<int64_t>(1, kGrainSize / std::max<int64_t>(outer * inner, 1));
+  parallel_for(0, keep, grain, [&](int64_t kb, int64_t ke) {
+    for (int64_t k = kb; k < ke; ++k) {
+      Acc acc = 0;
+      for (int64_t o = 0; o < outer; ++o) {
+        const T* p = in + (o * keep + k) * inner;
+        Acc run = 0;
+        for (int64_t i = 0; i < inner; ++i) run += static_cast<Acc>(p[i]);
+        acc += run;
+      }
+      out[k] = static_cast<T>(acc);
+    }
+  });
+}
+
 }  // namespace detail
 
 /// The dispatch point for reductions (no autograd). Reduces `dims` (empty: all) of x. Sum and
@@ -298,10 +319,19 @@ inline Tensor reduce_kernel(ReduceOp op, const Tensor& x, const Shape& dims_in, 
     for (int64_t k = 1; middle && k < dims.size(); ++k) middle = dims[k] == dims[0] + k;
     int64_t before = 1;
     for (int64_t d = 0; middle && d < dims[0]; ++d) before *= x.size(d);
+    // A sum over leading and trailing dims around one kept block (NCHW over N, H, W).
+    int64_t lead = 0;
+    while (lead < dims.size() && dims[lead] == lead) ++lead;
+    bool outer_inner = op == ReduceOp::Sum && !middle && lead > 0 && lead < dims.size() && xs.is_contiguous();
+    for (int64_t k = lead; outer_inner && k < dims.size(); ++k) outer_inner = dims[k] == x.dim() - (dims.size() - k);
+    int64_t lead_n = 1;
+    for (int64_t d = 0; outer_inner && d < lead; ++d) lead_n *= x.size(d);
     visit_dtype(compute_dt, name, [&]<typename T>() {
       using Acc = std::conditional_t<std::is_floating_point_v<T>, double, T>;
       if constexpr (std::is_same_v<T, bool>) {
         EMBER_FAIL(name, ": not supported for bool tensors");  // unreachable: bool runs as uint8
+      } else if (outer_inner) {
+        detail::sum_outer_inner_cpu<T, Acc>(xs.data_ptr<T>(), out.data_ptr<T>(), lead_n, outer, inner / lead_n);
       } else if (middle) {
         detail::sum_middle_cpu<T, Acc>(xs.data_ptr<T>(), out.data_ptr<T>(), before, inner, outer / before);
       } else {
