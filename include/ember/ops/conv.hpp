@@ -35,6 +35,8 @@
 #include "ember/ops/copy.hpp"
 #include "ember/ops/dispatch.hpp"
 #include "ember/ops/factory.hpp"
+#include "ember/ops/inplace.hpp"
+#include "ember/ops/reduce.hpp"
 #include "ember/ops/shape.hpp"
 
 namespace ember {
@@ -165,9 +167,11 @@ void for_images(int64_t n, const F& f) {
   else f(0, n);
 }
 
-/// y[n] (per group) = W_g [og, K] @ im2col(x[n, group]) [K, oh*ow].
+/// y[n] (per group) = W_g [og, K] @ im2col(x[n, group]) [K, oh*ow] (+ bias[o] on every row
+/// when given: the GEMM accumulates onto rows pre-filled with the bias, which saves a separate
+/// broadcast add over the whole output).
 template <typename T>
-void conv2d_forward_cpu(const ConvParams& p, const T* x, const T* w, T* y) {
+void conv2d_forward_cpu(const ConvParams& p, const T* x, const T* w, T* y, const T* bias = nullptr) {
   const int64_t G = p.groups, cg = p.c / G, og = p.o / G, K = cg * p.kh * p.kw, ohw = p.oh * p.ow;
   const bool pointwise = is_pointwise(p);
   for_images(p.n, [&](int64_t b, int64_t e) {
@@ -179,7 +183,12 @@ void conv2d_forward_cpu(const ConvParams& p, const T* x, const T* w, T* y) {
         Eigen::Map<const RowMat<T>> wm(w + g * og * K, og, K);
         Eigen::Map<const RowMat<T>> cm(pointwise ? xg : col, K, ohw);
         Eigen::Map<RowMat<T>> ym(y + (n * p.o + g * og) * ohw, og, ohw);
-        ym.noalias() = wm * cm;
+        if (bias) {
+          for (int64_t o = 0; o < og; ++o) ym.row(o).setConstant(bias[g * og + o]);
+          ym.noalias() += wm * cm;
+        } else {
+          ym.noalias() = wm * cm;
+        }
       }
     }
   });
@@ -245,13 +254,22 @@ void conv2d_backward_filter_cpu(const ConvParams& p, const T* x, const T* dy, T*
 enum class ConvKernel { Forward, BackwardData, BackwardFilter };
 
 /// Runs one of the three kernels on contiguous copies of its operands `a`, `b` and returns the
-/// fresh result of shape `out_shape`.
-inline Tensor conv_kernel(ConvKernel k, const Tensor& a_in, const Tensor& b_in, const Shape& out_shape, ConvParams p) {
+/// fresh result of shape `out_shape`. `bias` (Forward only): a per-output-channel bias added to
+/// the result, inside the GEMM on the CPU.
+inline Tensor conv_kernel(ConvKernel k, const Tensor& a_in, const Tensor& b_in, const Shape& out_shape, ConvParams p,
+                          const Tensor& bias_in = {}) {
   Tensor a = a_in.detach().contiguous(), b = b_in.detach().contiguous();
   p.dtype = a.dtype();
   Tensor out = make_tensor(out_shape, a.dtype(), a.device());
   if (out.numel() == 0) return out;
-  if (a.numel() == 0 || b.numel() == 0) return out.zero_();
+  auto add_bias = [&] {
+    if (bias_in.defined()) out.add_(bias_in.detach().view({1, bias_in.numel(), 1, 1}));
+    return out;
+  };
+  if (a.numel() == 0 || b.numel() == 0) {
+    out.zero_();
+    return add_bias();
+  }
   if (a.is_cuda()) {
 #ifdef EMBER_WITH_CUDA
     switch (k) {
@@ -262,11 +280,16 @@ inline Tensor conv_kernel(ConvKernel k, const Tensor& a_in, const Tensor& b_in, 
 #else
     fail_no_cuda("conv2d");
 #endif
-    return out;
+    return add_bias();
   }
   visit_floating(a.dtype(), "conv2d", [&]<typename T>() {
     switch (k) {
-      case ConvKernel::Forward: conv2d_forward_cpu<T>(p, a.data_ptr<T>(), b.data_ptr<T>(), out.data_ptr<T>()); break;
+      case ConvKernel::Forward: {
+        Tensor bias = bias_in.defined() ? bias_in.detach().contiguous() : Tensor();
+        conv2d_forward_cpu<T>(p, a.data_ptr<T>(), b.data_ptr<T>(), out.data_ptr<T>(),
+                              bias.defined() ? bias.data_ptr<T>() : nullptr);
+        break;
+      }
       case ConvKernel::BackwardData: conv2d_backward_data_cpu<T>(p, a.data_ptr<T>(), b.data_ptr<T>(), out.data_ptr<T>()); break;
       case ConvKernel::BackwardFilter: conv2d_backward_filter_cpu<T>(p, a.data_ptr<T>(), b.data_ptr<T>(), out.data_ptr<T>()); break;
     }
@@ -292,6 +315,22 @@ inline Tensor conv2d_p(const Tensor& x, const Tensor& w, const ConvParams& p) {
                      [p](const Tensor& g, const autograd::BackwardCtx& c) -> tensor_list {
                        return {c.needs(0) ? conv2d_input_grad_p(g, c.saved(1), p) : Tensor(),
                                c.needs(1) ? conv2d_weight_grad_p(c.saved(0), g, p) : Tensor()};
+                     });
+  }
+  return y;
+}
+
+/// y = conv2d(x, w) + bias[o], the bias added inside the kernel. The bias gradient is the
+/// per-channel sum of g.
+inline Tensor conv2d_bias_p(const Tensor& x, const Tensor& w, const Tensor& bias, const ConvParams& p) {
+  Tensor y = conv_kernel(ConvKernel::Forward, x, w, conv_y_shape(p), p, bias);
+  if (autograd::needs_grad(x, w, bias)) {
+    autograd::record("ConvolutionBackward", y, {x, w, bias},
+                     {w.requires_grad() ? x : Tensor(), x.requires_grad() ? w : Tensor()},
+                     [p](const Tensor& g, const autograd::BackwardCtx& c) -> tensor_list {
+                       return {c.needs(0) ? conv2d_input_grad_p(g, c.saved(1), p) : Tensor(),
+                               c.needs(1) ? conv2d_weight_grad_p(c.saved(0), g, p) : Tensor(),
+                               c.needs(2) ? sum(g, {0, 2, 3}) : Tensor()};
                      });
   }
   return y;
@@ -410,10 +449,15 @@ inline Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bi
   detail::set_geometry(p, stride, pad, dilation);
   p.oh = detail::conv_out_size(op, input.sizes(), p.h, kh, stride.h, pad.h, dilation.h);
   p.ow = detail::conv_out_size(op, input.sizes(), p.w, kw, stride.w, pad.w, dilation.w);
-  Tensor y = detail::conv2d_p(x, weight, p);
-  if (skip.h) y = y.slice(2, 1, p.oh);
-  if (skip.w) y = y.slice(3, 1, p.ow);
-  y = detail::add_channel_bias(y, bias);
+  Tensor y;
+  if (bias.defined() && !skip.h && !skip.w) {
+    y = detail::conv2d_bias_p(x, weight, bias, p);
+  } else {
+    y = detail::conv2d_p(x, weight, p);
+    if (skip.h) y = y.slice(2, 1, p.oh);
+    if (skip.w) y = y.slice(3, 1, p.ow);
+    y = detail::add_channel_bias(y, bias);
+  }
   return batched ? y : y.squeeze(0);
 }
 
