@@ -239,14 +239,20 @@ void sum_outer_inner_cpu(const T* in, T* out, int64_t outer, int64_t keep, int64
   int64_t grain = std::max<int64_t>(1, kGrainSize / std::max<int64_t>(outer * inner, 1));
   parallel_for(0, keep, grain, [&](int64_t kb, int64_t ke) {
     for (int64_t k = kb; k < ke; ++k) {
-      Acc acc = 0;
+      // Eight independent partial sums: one running sum is a dependency chain the compiler may
+      // not reorder (no -ffast-math), eight become vector lanes.
+      constexpr int64_t L = 8;
+      Acc lanes[L] = {};
+      Acc tail = 0;
       for (int64_t o = 0; o < outer; ++o) {
         const T* p = in + (o * keep + k) * inner;
-        Acc run = 0;
-        for (int64_t i = 0; i < inner; ++i) run += static_cast<Acc>(p[i]);
-        acc += run;
+        int64_t i = 0;
+        for (; i + L <= inner; i += L)
+          for (int64_t j = 0; j < L; ++j) lanes[j] += static_cast<Acc>(p[i + j]);
+        for (; i < inner; ++i) tail += static_cast<Acc>(p[i]);
       }
-      out[k] = static_cast<T>(acc);
+      for (int64_t j = 0; j < L; ++j) tail += lanes[j];
+      out[k] = static_cast<T>(tail);
     }
   });
 }
