@@ -83,6 +83,17 @@ TEST_CASE("max_pool2d: the 2x2 fast path matches a brute-force scan, ties and Na
           mismatches += idx.data_ptr<int64_t>()[o] != best || (std::isnan(bv) ? !std::isnan(got) : got != bv);
         }
     CHECK(mismatches == 0);
+    // Without autograd, max_pool2d runs the values-only kernel: the same maxima, for 2x2 windows
+    // and for a generic window with padding and ceil_mode.
+    auto same_values = [](const Tensor& a, const Tensor& b) {
+      const float *pa = a.data_ptr<float>(), *pb = b.data_ptr<float>();
+      for (int64_t i = 0; i < a.numel(); ++i)
+        if (!(pa[i] == pb[i] || (std::isnan(pa[i]) && std::isnan(pb[i])))) return false;
+      return a.sizes() == b.sizes();
+    };
+    CHECK(same_values(ember::max_pool2d(x, 2), y));
+    CHECK(same_values(ember::max_pool2d(x, {3, 2}, {2, 1}, 1, 1, true),
+                      std::get<0>(ember::max_pool2d_with_indices(x, {3, 2}, {2, 1}, 1, 1, true))));
   }
 }
 

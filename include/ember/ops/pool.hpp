@@ -97,7 +97,7 @@ inline Shape pool_out_shape(const PoolParams& p) { return {p.n, p.c, p.oh, p.ow}
 /// activations every comparison is a coin flip, and the branchy loop this replaces spent more
 /// time on mispredictions than the GEMMs around it. Written so GCC vectorises it. Returns false
 /// when a NaN was seen: the caller then redoes the row with the generic loop, where NaN wins.
-template <typename T>
+template <typename T, bool kIdx>
 bool max_pool_2x2_row(const T* __restrict r0, const T* __restrict r1, T* __restrict y, int64_t* __restrict idx,
                       int64_t ow, int64_t base, int64_t W) {
   int nan = 0;
@@ -109,15 +109,16 @@ bool max_pool_2x2_row(const T* __restrict r0, const T* __restrict r1, T* __restr
     const int64_t k = ~ea & ((eb & 1) | (~eb & ((ec & W) | (~ec & (W + 1)))));
     nan |= (a != a) | (b != b) | (c != c) | (d != d);
     y[ox] = m;
-    idx[ox] = base + 2 * ox + k;
+    if constexpr (kIdx) idx[ox] = base + 2 * ox + k;
   }
   return nan == 0;
 }
 
-/// y[plane, oy, ox] = max over the window, idx = the flat offset of the maximum in its plane.
-/// The geometry is copied into locals first: the int64 index stores could alias PoolParams'
-/// fields, and reloading them in the inner loop was slower than the loop body.
-template <typename T>
+/// y[plane, oy, ox] = max over the window, idx = the flat offset of the maximum in its plane
+/// (kIdx = false: no indices, for inference, where they would be a second and twice as large
+/// output). The geometry is copied into locals first: the int64 index stores could alias
+/// PoolParams' fields, and reloading them in the inner loop was slower than the loop body.
+template <typename T, bool kIdx = true>
 void max_pool_forward_cpu(const PoolParams& p, const T* x, T* y, int64_t* idx) {
   const int64_t H = p.h, W = p.w, OH = p.oh, OW = p.ow, ohw = OH * OW;
   const int64_t KH = p.kh, KW = p.kw, SH = p.stride[0], SW = p.stride[1];
@@ -145,7 +146,7 @@ void max_pool_forward_cpu(const PoolParams& p, const T* x, T* y, int64_t* idx) {
         }
       }
       yr[ox] = bv;
-      ir[ox] = best;
+      if constexpr (kIdx) ir[ox] = best;
     }
   };
   parallel_for(0, p.n * p.c, std::max<int64_t>(1, kGrainSize / std::max<int64_t>(ohw * KH * KW, 1)),
@@ -154,8 +155,8 @@ void max_pool_forward_cpu(const PoolParams& p, const T* x, T* y, int64_t* idx) {
       const T* xp = x + pl * H * W;
       for (int64_t oy = 0; oy < OH; ++oy) {
         T* yr = y + pl * ohw + oy * OW;
-        int64_t* ir = idx + pl * ohw + oy * OW;
-        if (!k2s2 || !max_pool_2x2_row(xp + 2 * oy * W, xp + (2 * oy + 1) * W, yr, ir, OW, 2 * oy * W, W))
+        int64_t* ir = kIdx ? idx + pl * ohw + oy * OW : nullptr;
+        if (!k2s2 || !max_pool_2x2_row<T, kIdx>(xp + 2 * oy * W, xp + (2 * oy + 1) * W, yr, ir, OW, 2 * oy * W, W))
           generic_row(xp, yr, ir, oy);
       }
     }
@@ -385,6 +386,19 @@ inline std::tuple<Tensor, Tensor> max_pool2d_with_indices(const Tensor& input, I
 /// oh = (H + 2 * pad - dilation * (k - 1) - 1) / stride + 1 (rounded up with ceil_mode).
 inline Tensor max_pool2d(const Tensor& input, Int2 kernel_size, PoolStride stride = std::nullopt,
                          Int2 padding = 0, Int2 dilation = 1, bool ceil_mode = false) {
+  if (input.defined() && !input.is_cuda() && !autograd::needs_grad(input)) {
+    // Inference on the CPU: no indices to compute and keep.
+    const char* op = "max_pool2d";
+    detail::check_pool_input(op, input);
+    Tensor x = input.dim() == 4 ? input : input.unsqueeze(0);
+    PoolParams p = detail::pool_params(op, x, kernel_size, stride.or_kernel(kernel_size), padding, dilation, ceil_mode);
+    Tensor xc = x.detach().contiguous();
+    Tensor y = make_tensor(detail::pool_out_shape(p), x.dtype(), x.device());
+    visit_floating(x.dtype(), op, [&]<typename T>() {
+      detail::max_pool_forward_cpu<T, false>(p, xc.data_ptr<T>(), y.data_ptr<T>(), nullptr);
+    });
+    return input.dim() == 3 ? y.squeeze(0) : y;
+  }
   return std::get<0>(max_pool2d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode));
 }
 
