@@ -45,7 +45,9 @@ namespace F = ember::nn::functional;
 constexpr const char* kDefaultOut = "runs/mnist_cnn";
 constexpr int64_t kEpochs = 8;
 constexpr int64_t kBatchSize = 32;
-constexpr int64_t kTestBatchSize = 1000;
+// Evaluation batches: 250 images are as fast per image as 1000, and a fourth of the activation
+// memory (conv1's output alone is 86 MB at 1000).
+constexpr int64_t kTestBatchSize = 250;
 constexpr uint64_t kSeed = 1;
 // MNIST's pixel mean and standard deviation (torchvision's Normalize((0.1307,), (0.3081,))).
 constexpr double kMean = 0.1307;
