@@ -187,6 +187,8 @@ class CpuCachingAllocator {
     stats_.cached_bytes = 0;
   }
 
+  bool caching() const { return caching_; }
+
   CpuMemoryStats stats() {
     std::lock_guard<std::mutex> lock(mu_);
     return stats_;
@@ -216,6 +218,8 @@ inline CpuMemoryStats cpu_memory_stats() { return detail::cpu_allocator().stats(
 inline void reset_cpu_peak_memory() { detail::cpu_allocator().reset_peak(); }
 /// Returns cached host blocks to the system.
 inline void cpu_empty_cache() { detail::cpu_allocator().empty_cache(); }
+/// False when EMBER_DISABLE_CPU_CACHE was set at start-up (every free goes back to the system).
+inline bool cpu_cache_enabled() { return detail::cpu_allocator().caching(); }
 
 /// Raw bytes for a tensor's storage on `device` (nullptr for 0 bytes). Throws ember::Error above
 /// max_allocation_bytes() or when the system is out of memory; never lets std::bad_alloc escape.
