@@ -343,3 +343,18 @@ TEST_CASE("image: PNM sizes beyond 2^31 are refused (stb 2.27 signed overflow)")
   std::string big = "P5 3 99999999999 255\n" + std::string(6, '\0');
   CHECK_THROWS_WITH_AS(io::decode_image(big.data(), big.size()), doctest::Contains("corrupt PNM header"), Error);
 }
+
+TEST_CASE("image: a PNG chunk longer than the file is refused before stb allocates it") {
+  const fs::path dir = fs::path(EMBER_SOURCE_DIR) / "tests/fuzz/regressions/fuzz_image";
+  std::string bytes = slurp((dir / "png_idat_length_1GB").string());
+  REQUIRE(bytes.size() > 1);
+  CHECK_THROWS_WITH_AS(io::decode_image(bytes.data() + 1, bytes.size() - 1), doctest::Contains("longer than the rest"),
+                       Error);
+  // A valid PNG is untouched; cutting its last chunk short is refused the same way.
+  TempDir tmp;
+  io::write_png(tmp / "ok.png", pattern(6, 5, 3));
+  std::string ok = slurp(tmp / "ok.png");
+  CHECK(io::decode_image(ok.data(), ok.size()).height == 5);
+  std::string cut = ok.substr(0, ok.size() - 14);  // into the IDAT chunk
+  CHECK_THROWS_AS(io::decode_image(cut.data(), cut.size()), Error);
+}

@@ -30,6 +30,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -272,6 +273,21 @@ inline bool pnm_header_overflows(const uint8_t* p, size_t n) {
   return false;
 }
 
+/// Refuses PNG chunks longer than the rest of the file: stb_image 2.27 grows its IDAT buffer to the
+/// announced chunk length before reading it, so a 60-byte PNG made it allocate 1.1 GB (found by
+/// tests/fuzz/fuzz_image). Returns the offset of such a chunk, or 0.
+inline size_t find_oversized_png_chunk(const uint8_t* p, size_t n) {
+  static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+  if (n < 8 || std::memcmp(p, sig, 8) != 0) return 0;
+  for (size_t i = 8; i + 8 <= n;) {
+    const uint64_t len = uint64_t{p[i]} << 24 | uint64_t{p[i + 1]} << 16 | uint64_t{p[i + 2]} << 8 | p[i + 3];
+    if (len > n - i - 8) return i;  // data (and its CRC) cannot fit in what is left
+    if (std::memcmp(p + i + 4, "IEND", 4) == 0) return 0;
+    i += 12 + static_cast<size_t>(len);
+  }
+  return 0;
+}
+
 }  // namespace detail
 
 /// Decodes an image file held in memory; `source` names it in errors. desired_channels 0 keeps
@@ -292,6 +308,10 @@ inline Image decode_image(const void* bytes, size_t size, int desired_channels =
   }
   EMBER_CHECK(!detail::pnm_header_overflows(in, size), "read_image: cannot decode '", source,
               "': corrupt PNM header: a size or maximum value beyond 2^31");
+  if (size_t at = detail::find_oversized_png_chunk(in, size)) {
+    EMBER_FAIL("read_image: cannot decode '", source, "': corrupt or truncated PNG: the chunk at byte ", at,
+               " is longer than the rest of the file");
+  }
   int w = 0, h = 0, n = 0;
   if (stbi_info_from_memory(in, static_cast<int>(size), &w, &h, &n)) {
     const uint64_t pixels = static_cast<uint64_t>(w) * static_cast<uint64_t>(h);
