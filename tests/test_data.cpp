@@ -233,7 +233,7 @@ TEST_CASE("MNIST errors name the file and what was wrong") {
     fs::resize_file(dir.path / "train-images-idx3-ubyte", 16 + 3 * 784 + 10);
     auto err = error_of([&] { data::MNIST(dir.str(), true); });
     CHECK_MESSAGE(contains(err, "train-images-idx3-ubyte: truncated"), err);
-    CHECK_MESSAGE(contains(err, "[5, 28, 28] = 3920 bytes of images but the file holds only 2362"), err);
+    CHECK_MESSAGE(contains(err, "[5, 28, 28] = 3920 bytes of images but the file has only 2378 bytes in all"), err);
     fs::resize_file(dir.path / "train-images-idx3-ubyte", 10);
     err = error_of([&] { data::MNIST(dir.str(), true); });
     CHECK_MESSAGE(contains(err, "truncated: the header should hold 3 dimension sizes"), err);
@@ -263,6 +263,21 @@ TEST_CASE("MNIST errors name the file and what was wrong") {
     CHECK_MESSAGE(contains(err, path.string()), err);
     CHECK_MESSAGE(contains(err, "corrupt gzip data"), err);
   }
+#ifdef EMBER_SOURCE_DIR
+  SUBCASE("inputs found by fuzzing (tests/fuzz/regressions/fuzz_idx)") {
+    const fs::path dir = fs::path(EMBER_SOURCE_DIR) / "tests/fuzz/regressions/fuzz_idx";
+    // 76 bytes announcing 4 GiB: refused from the file size, before allocating.
+    auto err = error_of([&] { data::read_idx((dir / "oom_header_announces_4GiB").string(), data::kIdxImagesMagic); });
+    CHECK_MESSAGE(contains(err, "truncated: the header announces"), err);
+    CHECK_MESSAGE(contains(err, "bytes in all"), err);
+    // Three dims whose product overflows int64: refused before multiplying.
+    err = error_of([&] { data::read_idx((dir / "ubsan_dims_product_overflows_int64").string(), data::kIdxImagesMagic); });
+    CHECK_MESSAGE(contains(err, "implausible"), err);
+    // A .gz cut inside its CRC/length trailer.
+    err = error_of([&] { data::read_idx((dir / "gzip_trailer_truncated.gz").string(), data::kIdxLabelsMagic); });
+    CHECK_MESSAGE(contains(err, "gzip"), err);
+  }
+#endif
   SUBCASE("label out of range and trailing data") {
     TempDir dir("label");
     write_mnist(dir.path, "train", 3, false);

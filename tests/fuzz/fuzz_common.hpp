@@ -37,31 +37,6 @@ inline const std::string& write_scratch(const char* tag, const uint8_t* data, si
   return path;
 }
 
-// Known bug filter (remove once data/mnist.hpp checks before multiplying): read_idx computes the
-// element count as `total *= s` and checks it afterwards, so three 2^30 dimensions overflow int64
-// (UB, reported by UBSan). The input is committed in tests/fuzz/regressions/fuzz_idx/; skipping
-// such headers here lets the fuzzer go on exploring instead of stopping on the same report.
-// Build with -DEMBER_FUZZ_NO_KNOWN_BUG_FILTERS to see it.
-inline bool idx_dims_overflow_int64(const uint8_t* data, size_t size) {
-#ifdef EMBER_FUZZ_NO_KNOWN_BUG_FILTERS
-  (void)data, (void)size;
-  return false;
-#else
-  if (size < 4 || data[0] != 0 || data[1] != 0) return false;  // gzip streams are not filtered
-  const int ndim = data[3];
-  using u128 = unsigned __int128;
-  u128 total = 1;
-  for (int d = 0; d < ndim && 4 + 4 * d + 4 <= static_cast<int>(size); ++d) {
-    const uint8_t* b = data + 4 + 4 * d;
-    uint32_t s = (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) | b[3];
-    if (s > (1u << 30)) return false;  // rejected before the multiplication
-    total *= s;
-    if (total > (u128{1} << 36)) return total > static_cast<u128>(INT64_MAX);
-  }
-  return false;
-#endif
-}
-
 }  // namespace ember::fuzz
 
 /// Runs once per process: caps single tensors (and decoded images) at 64 MiB, as a program reading

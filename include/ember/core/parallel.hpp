@@ -64,6 +64,7 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const F& f) {
   }
 #endif
   (void)threads;
+  (void)n;
   (void)grain;
   f(begin, end);
 }

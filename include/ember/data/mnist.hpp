@@ -76,6 +76,8 @@ struct GzFile {
     }
     return got;
   }
+  /// True when the file is not compressed (zlib passes it through); known after the first read.
+  bool is_plain() const { return gzdirect(f) == 1; }
   /// zlib's description of the last error, or "" when there was none.
   std::string error() const {
     int code = Z_OK;
@@ -107,6 +109,7 @@ struct GzFile {
     return std::ferror(f) ? -1 : got;
   }
   std::string error() const { return std::ferror(f) ? std::strerror(errno) : ""; }
+  bool is_plain() const { return true; }
 };
 #endif
 
@@ -152,8 +155,19 @@ inline Tensor read_idx(const std::string& path, uint32_t expected_magic, const c
     uint32_t s = detail::big_endian_u32(dims_raw.data() + 4 * d);
     EMBER_CHECK(s <= (1u << 30), "read_idx: ", path, ": implausible dimension ", d, " of size ", s, " in the header");
     shape.push_back(static_cast<int64_t>(s));
+    // Checked before multiplying: three dims of 2^30 would overflow int64.
+    EMBER_CHECK(s == 0 || total <= (int64_t{1} << 36) / static_cast<int64_t>(s), "read_idx: ", path,
+                ": implausible size ", shape, " in the header");
     total *= static_cast<int64_t>(s);
-    EMBER_CHECK(total <= (int64_t{1} << 36), "read_idx: ", path, ": implausible size ", shape, " in the header");
+  }
+  // A plain file must hold what its header announces: refuse before allocating, so a 76-byte
+  // file cannot make us reserve gigabytes. (A gzip stream's size is only known by reading it;
+  // the allocation cap bounds that case.)
+  if (file.is_plain()) {
+    const auto size = static_cast<int64_t>(fs::file_size(path, ec));
+    const int64_t need = 4 + 4 * static_cast<int64_t>(ndim) + total;
+    EMBER_CHECK(ec || size >= need, "read_idx: ", path, ": truncated: the header announces ", shape, " = ", total,
+                " bytes of ", what, " but the file has only ", size, " bytes in all");
   }
   Tensor out = empty(shape, TensorOptions(kUInt8));
   got = total > 0 ? file.read(out.raw_data(), total) : 0;
@@ -167,6 +181,9 @@ inline Tensor read_idx(const std::string& path, uint32_t expected_magic, const c
   unsigned char extra;
   got = file.read(&extra, 1);
   EMBER_CHECK(got >= 0, "read_idx: ", path, ": corrupt gzip data (", file.error(), ")");
+  // zlib reports a stream cut inside its 8-byte trailer (CRC and length) only as an error state.
+  const std::string z = file.error();
+  EMBER_CHECK(z.empty(), "read_idx: ", path, ": truncated or corrupt gzip stream after the data (zlib: ", z, ")");
   EMBER_CHECK(got == 0, "read_idx: ", path, ": unexpected data after the ", total, " bytes announced by the header ",
               shape, "; the file is not a single IDX ", what, " file");
   return out;
