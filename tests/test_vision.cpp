@@ -354,6 +354,73 @@ TEST_CASE("vision: broken strokes merge, touching digits split, lines ordered") 
   CHECK(c2[2].box.x0 < c2[3].box.x0);
 }
 
+TEST_CASE("vision: a winding cut separates overlapping digits; an open 4 and a broken 7 stay whole") {
+  // Two slanted strokes whose columns overlap: no straight column separates them, the least-ink
+  // path winds between them without crossing ink; with a bridge it crosses exactly the bridge.
+  v::Mask m(60, 50);
+  for (int y = 0; y < 50; ++y)
+    for (int x = 0; x < 60; ++x) {
+      const double u = x - 0.6 * (50 - y);  // slant
+      m(x, y) = (u >= 5 && u < 9) || (u >= 24 && u < 28);
+    }
+  std::vector<int> xs;
+  CHECK(v::detail::least_ink_path(m, xs) == 0.0);
+  REQUIRE(xs.size() == 50);
+  bool separated = true;
+  for (int y = 0; y < 50; ++y)
+    for (int x = 0; x < 60; ++x)
+      if (m(x, y)) separated = separated && ((x - 0.6 * (50 - y) < 16) == (x < xs[size_t(y)]));
+  CHECK(separated);
+  for (int x = 0; x < 60; ++x) m(x, 25) = 1;  // a 1-px bridge across everything
+  CHECK(v::detail::least_ink_path(m, xs) == 1.0);
+
+  Rng rng(5);
+  v::GrayImage ink(300, 170);
+  // An open 4 whose bar stops short of the slanted upright (two pieces overlapping by a little).
+  vision_data::draw_polyline(ink, {{60, 30}, {35, 95}, {81, 95}}, 5);
+  vision_data::draw_polyline(ink, {{98, 25}, {82, 130}}, 5);
+  // A 7 whose bar is detached from its stem, the stem's top tucked under the bar's end.
+  vision_data::draw_polyline(ink, {{160, 30}, {220, 30}}, 5);
+  vision_data::draw_polyline(ink, {{216, 40}, {180, 130}}, 5);
+  auto img = vision_data::render(ink, Style::Clean, rng, 0.0);
+  auto crops = v::segment_digits(img);
+  REQUIRE(crops.size() == 2);
+  CHECK(crops[0].box.x0 < 40);  // the whole 4
+  CHECK(crops[0].box.x1 > 95);
+  CHECK(crops[1].box.x0 < 185);  // the whole 7, bar and stem
+  CHECK(crops[1].box.y0 <= 31);
+  CHECK(crops[1].box.height() > 90);
+  // Without merging, pieces fall apart: the checks above are not vacuous.
+  v::SegmentOptions no_merge;
+  no_merge.merge_broken = false;
+  CHECK(v::segment_digits(img, no_merge).size() >= 3);
+}
+
+TEST_CASE("vision: framed digits keep MNIST's stroke width, ink mass and centring") {
+  bool real = false;
+  auto digits = vision_data::digit_source(300, real);
+  double sw_raw = 0, sw_framed = 0, mass_raw = 0, mass_framed = 0, off = 0;
+  for (const auto& d : digits) {
+    v::Mask raw(28, 28), m(28, 28), framed(28, 28);
+    for (size_t k = 0; k < 784; ++k) raw.data[k] = m.data[k] = d.ink.data[k] >= 0.5f;
+    auto img = v::mnist_frame(m);
+    for (size_t k = 0; k < 784; ++k) framed.data[k] = img.data[k] >= 0.5f, mass_framed += img.data[k], mass_raw += d.ink.data[k];
+    sw_raw += v::stroke_width(raw);
+    sw_framed += v::stroke_width(framed);
+    auto s = frame_stats(img);
+    off += std::hypot(s.cx - 14, s.cy - 14);
+  }
+  const double n = double(digits.size());
+  MESSAGE(std::string(real ? "MNIST" : "synthetic"), " digits: stroke width ", sw_raw / n, " raw, ", sw_framed / n,
+          " framed; ink mass ratio ", mass_framed / mass_raw, "; mean centre-of-mass offset ", off / n, " px");
+  // MNIST 0.5-binarised measures 1.9 and is re-framed at 2.1: within half a pixel, with about the
+  // same ink, and the centre of mass within half a pixel of (14, 14) (MNIST shifts by whole pixels).
+  CHECK(std::abs(sw_framed - sw_raw) / n < 0.5);
+  CHECK(mass_framed / mass_raw > 0.8);
+  CHECK(mass_framed / mass_raw < 1.3);
+  CHECK(off / n < 0.75);
+}
+
 TEST_CASE("vision: composed multi-digit set (MNIST digits when present), all styles") {
   bool real = false;
   auto pool = vision_data::digit_source(2000, real);
@@ -388,7 +455,7 @@ TEST_CASE("vision: composed multi-digit set (MNIST digits when present), all sty
           " digits = ", 100 * digit_rate, "%, ", all.strings_ok, "/", all.strings, " strings = ", 100 * string_rate,
           "%, ", touching, " touching pairs, ", bad_frames, "/", frames, " framings off, ", secs, " s");
   CHECK(digit_rate >= 0.97);
-  CHECK(string_rate >= 0.85);
+  CHECK(string_rate >= 0.90);  // 90.4 % with MNIST, 94.6 % synthetic (was 88.3 % before winding cuts)
   CHECK(bad_frames <= frames / 100);
 }
 

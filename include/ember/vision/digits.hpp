@@ -6,8 +6,11 @@
 ///  1. size: downscale big photos (area averaging, so thin pen strokes fade rather than vanish);
 ///  2. binarize(): background flattening, automatic polarity, Otsu + noise floor + hysteresis;
 ///  3. connected components (8-connectivity); specks small next to the largest mark are dropped;
-///  4. broken strokes merged (pieces of one digit overlap horizontally and nearly touch);
-///  5. touching digits split at vertical-projection minima into round(width / typical width) parts;
+///  4. broken strokes merged (pieces of one digit overlap horizontally and nearly touch; an open
+///     4 or a 7 whose bar floats overlap a little, within a digit's width);
+///  5. touching digits split at vertical-projection minima into round(width / typical width) parts,
+///     every part nearly as tall as a digit; marks too narrow for that, or whose parts overlap in
+///     x (a 9 leaning on an 8), split along a winding top-to-bottom path that crosses no ink;
 ///  6. lines found by vertical position, digits ordered line by line, left to right;
 ///  7. mnist_frame(): stroke width normalised towards MNIST's, the digit fitted in 20 x 20
 ///     (aspect kept, anti-aliased) and placed in 28 x 28 with its centre of mass at the centre.
@@ -145,7 +148,15 @@ struct DigitGroup {
   std::vector<int> labels;  // components in the group
   Box box;
   long long area = 0;
-  int cut_x0 = -1, cut_x1 = -1;  // column range after a split (-1: the whole group)
+  // After a split: the part's columns [cut_lo[r], cut_hi[r]) in row cut_y0 + r (working-image
+  // coordinates); empty for a whole group. Per row, so a cut can wind between overlapping digits.
+  int cut_y0 = 0;
+  std::vector<int> cut_lo, cut_hi;
+  bool owns(int x, int y) const {
+    if (cut_lo.empty()) return true;
+    const int r = y - cut_y0;
+    return r >= 0 && r < static_cast<int>(cut_lo.size()) && x >= cut_lo[r] && x < cut_hi[r];
+  }
 };
 
 inline double median(std::vector<double> v) {
@@ -182,17 +193,85 @@ inline Box tight_box(const Mask& m, int ox, int oy) {
 // cut crosses a single stroke (two touching digits meet at one point; a cut through a 0 or an 8
 // crosses two) and every part is nearly as tall as a digit (a cut through a 7's long bar leaves
 // a short part).
+// The top-to-bottom path through `m` that crosses the least ink, moving at most one column per
+// row, within the middle 60 % of the columns: where two digits whose boxes overlap can be told
+// apart (no straight column passes between a 9's stem and the 8 it leans on, a winding path
+// does). `xs[y]` is the path's column in row y; returns the ink pixels it crosses.
+inline double least_ink_path(const Mask& m, std::vector<int>& xs) {
+  const int w = m.width, h = m.height;
+  const int xl = std::max(1, static_cast<int>(std::lround(0.2 * w)));
+  const int xr = std::min(w - 1, static_cast<int>(std::lround(0.8 * w)));
+  xs.assign(static_cast<size_t>(h), w / 2);
+  if (xr < xl || h == 0) return 1e30;
+  const int n = xr - xl + 1;
+  std::vector<double> cost(static_cast<size_t>(n) * h);
+  std::vector<int8_t> step(static_cast<size_t>(n) * h, 0);
+  for (int y = 0; y < h; ++y)
+    for (int i = 0; i < n; ++i) {
+      double best = 0;
+      if (y > 0) {
+        best = 1e30;
+        for (int d = -1; d <= 1; ++d) {
+          if (i + d < 0 || i + d >= n) continue;
+          const double c = cost[static_cast<size_t>(y - 1) * n + i + d] + 0.05 * std::abs(d);  // prefer straight
+          if (c < best) best = c, step[static_cast<size_t>(y) * n + i] = static_cast<int8_t>(d);
+        }
+      }
+      cost[static_cast<size_t>(y) * n + i] = best + m(xl + i, y);
+    }
+  int i = 0;
+  for (int k = 1; k < n; ++k)
+    if (cost[static_cast<size_t>(h - 1) * n + k] < cost[static_cast<size_t>(h - 1) * n + i]) i = k;
+  double ink = 0;
+  for (int y = h - 1; y >= 0; --y) {
+    xs[static_cast<size_t>(y)] = xl + i;
+    ink += m(xl + i, y);
+    i += step[static_cast<size_t>(y) * n + i];
+  }
+  return ink;
+}
+
 inline std::vector<DigitGroup> split_group(const Labeling& lab, const DigitGroup& g, double W, double H, double sw) {
   const double w = g.box.width(), h = g.box.height();
-  if (w < 1.45 * W || w < 0.9 * h) return {g};
+  if (w < 1.2 * W || w < 0.8 * h) return {g};
   const Mask m = group_mask(lab, g, g.box);
+  const double min_part_h = 0.78 * std::max(H, 0.8 * h);
+  // Two parts on either side of per-row cut columns, each tall and wide enough to be a digit.
+  auto two_parts = [&](const std::vector<int>& xs) -> std::vector<DigitGroup> {
+    std::vector<DigitGroup> out;
+    for (int side = 0; side < 2; ++side) {
+      DigitGroup p = g;
+      p.cut_y0 = g.box.y0;
+      p.cut_lo.resize(static_cast<size_t>(m.height));
+      p.cut_hi.resize(static_cast<size_t>(m.height));
+      Mask pm(m.width, m.height);
+      for (int y = 0; y < m.height; ++y) {
+        const int a = side == 0 ? 0 : xs[y], b = side == 0 ? xs[y] : m.width;
+        p.cut_lo[y] = g.box.x0 + a;
+        p.cut_hi[y] = g.box.x0 + b;
+        for (int x = a; x < b; ++x) pm(x, y) = m(x, y);
+      }
+      p.box = tight_box(pm, g.box.x0, g.box.y0);
+      if (p.box.empty() || p.box.height() < min_part_h || p.box.width() < 0.15 * H) return {};
+      out.push_back(p);
+    }
+    return out;
+  };
+  if (w < 1.45 * W || w < 0.9 * h) {
+    // Narrower than two typical digits: only a winding cut that crosses (almost) no ink splits
+    // it, i.e. two digits whose boxes overlap were merged as pieces of one. A cut through even
+    // one stroke here splits more single wide digits (0, 2, 4) than it separates touching pairs.
+    std::vector<int> xs;
+    if (least_ink_path(m, xs) > 0.5 * sw) return {g};
+    auto parts = two_parts(xs);
+    return parts.empty() ? std::vector<DigitGroup>{g} : parts;
+  }
   std::vector<int> profile(static_cast<size_t>(m.width), 0), runs(static_cast<size_t>(m.width), 0);
   for (int x = 0; x < m.width; ++x)
     for (int y = 0; y < m.height; ++y) {
       profile[x] += m(x, y);
       runs[x] += m(x, y) && (y == 0 || !m(x, y - 1));
     }
-  const double min_part_h = 0.7 * std::max(H, 0.8 * h);
   for (int n = std::max(2, static_cast<int>(std::lround(w / W))); n >= 2; --n) {
     const double step = w / n;
     std::vector<int> cuts{0};
@@ -215,8 +294,9 @@ inline std::vector<DigitGroup> split_group(const Labeling& lab, const DigitGroup
     std::vector<DigitGroup> out;
     for (size_t k = 0; k + 1 < cuts.size() && ok; ++k) {
       DigitGroup p = g;
-      p.cut_x0 = g.box.x0 + cuts[k];
-      p.cut_x1 = g.box.x0 + cuts[k + 1];
+      p.cut_y0 = g.box.y0;
+      p.cut_lo.assign(static_cast<size_t>(m.height), g.box.x0 + cuts[k]);
+      p.cut_hi.assign(static_cast<size_t>(m.height), g.box.x0 + cuts[k + 1]);
       Mask pm(m.width, m.height);
       for (int y = 0; y < m.height; ++y)
         for (int x = cuts[k]; x < cuts[k + 1]; ++x) pm(x, y) = m(x, y);
@@ -256,7 +336,7 @@ inline std::vector<DigitCrop> segment_digits(const GrayImage& image, const Segme
   const long long min_area = std::max<long long>(4, static_cast<long long>(opt.speck_ratio * max_area));
   std::vector<detail::DigitGroup> groups;
   for (const auto& c : lab.components)
-    if (c.area >= min_area) groups.push_back({{c.label}, c.box, c.area});
+    if (c.area >= min_area) groups.push_back({{c.label}, c.box, c.area, 0, {}, {}});
   if (groups.empty()) return result;
   // Typical digit height: the median height of the substantial marks.
   auto typical_height = [&] {
@@ -279,7 +359,10 @@ inline std::vector<DigitCrop> segment_digits(const GrayImage& image, const Segme
           const int ov = std::min(a.x1, b.x1) - std::max(a.x0, b.x0);
           const int gap = std::max(a.y0, b.y0) - std::min(a.y1, b.y1);
           const Box u = a.united(b);
-          const bool overlap = ov >= 0.5 * std::min(a.width(), b.width());
+          // Overlap: by half the narrower piece, or (a 4 or 7 broken where the bar meets the
+          // upright) by a little when the union is no wider than a digit.
+          const bool overlap = ov >= 0.5 * std::min(a.width(), b.width()) ||
+                               (ov >= 0.15 * std::min(a.width(), b.width()) && ov >= 2 && u.width() <= 1.1 * H);
           const bool close = gap <= 0.3 * H && u.height() <= 1.35 * H;
           // A small fragment (a bar or a piece of a broken stroke) beside or above a digit,
           // nearly touching it.
@@ -347,10 +430,9 @@ inline std::vector<DigitCrop> segment_digits(const GrayImage& image, const Segme
   for (size_t i : order) {
     const auto& p = parts[i];
     Mask m = detail::group_mask(lab, p, p.box);
-    if (p.cut_x0 >= 0)
-      for (int y = 0; y < m.height; ++y)
-        for (int x = 0; x < m.width; ++x)
-          if (p.box.x0 + x < p.cut_x0 || p.box.x0 + x >= p.cut_x1) m(x, y) = 0;
+    for (int y = 0; y < m.height; ++y)
+      for (int x = 0; x < m.width; ++x)
+        if (!p.owns(p.box.x0 + x, p.box.y0 + y)) m(x, y) = 0;
     DigitCrop d;
     d.box = {std::clamp(static_cast<int>(std::floor(p.box.x0 * sx)), 0, image.width),
              std::clamp(static_cast<int>(std::floor(p.box.y0 * sy)), 0, image.height),
