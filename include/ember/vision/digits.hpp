@@ -9,8 +9,8 @@
 ///  4. broken strokes merged (pieces of one digit overlap horizontally and nearly touch; an open
 ///     4 or a 7 whose bar floats overlap a little, within a digit's width);
 ///  5. touching digits split at vertical-projection minima into round(width / typical width) parts,
-///     every part nearly as tall as a digit; marks too narrow for that, or whose parts overlap in
-///     x (a 9 leaning on an 8), split along a winding top-to-bottom path that crosses no ink;
+///     every part nearly as tall as a digit; marks too narrow for that (two digits whose boxes
+///     overlap, merged as pieces of one) split along a winding top-to-bottom path that crosses no ink;
 ///  6. lines found by vertical position, digits ordered line by line, left to right;
 ///  7. mnist_frame(): stroke width normalised towards MNIST's, the digit fitted in 20 x 20
 ///     (aspect kept, anti-aliased) and placed in 28 x 28 with its centre of mass at the centre.
