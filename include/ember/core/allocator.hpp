@@ -7,6 +7,7 @@
 /// from the system (no page faults on large outputs, no memalign cost on tiny ones).
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -121,7 +122,10 @@ class CpuCachingAllocator {
     caching_ = !(v && *v && *v != '0');
   }
 
-  /// Freed blocks beyond this many bytes go back to the system.
+  /// Freed blocks beyond this many bytes, or beyond the peak of bytes in use if that is larger,
+  /// go back to the system. The peak term: a training step whose working set exceeds a fixed
+  /// limit (the cat/dog CNN's is ~1 GB) would otherwise give blocks back and fetch them again on
+  /// every step; caching up to what the program has already used at once costs no new memory.
   static constexpr size_t kCacheLimit = size_t{512} << 20;
 
   /// Size classes: multiples of 64 B up to 4 KiB, then four classes per power of two (<= 25% slack).
@@ -167,7 +171,7 @@ class CpuCachingAllocator {
     {
       std::lock_guard<std::mutex> lock(mu_);
       stats_.allocated_bytes -= r;
-      if (caching_ && stats_.cached_bytes + r <= kCacheLimit) {
+      if (caching_ && stats_.cached_bytes + r <= std::max(kCacheLimit, stats_.peak_allocated_bytes)) {
         try {
           free_[r].push_back(p);
           stats_.cached_bytes += r;
