@@ -348,18 +348,18 @@ inline Tensor max_pool2d_backward(const Tensor& g, const Tensor& indices, const 
   return dx;
 }
 
-/// Max pooling (torch.nn.functional.max_pool2d with return_indices=True): the window maxima and
-/// their int64 positions in each input H*W plane. stride defaults to kernel_size.
-inline std::tuple<Tensor, Tensor> max_pool2d_with_indices(const Tensor& input, Int2 kernel_size,
-                                                          PoolStride stride = std::nullopt, Int2 padding = 0,
-                                                          Int2 dilation = 1, bool ceil_mode = false) {
+namespace detail {
+/// The max-pool forward. Without `with_indices` (CPU inference: nothing will need the backward)
+/// the int64 indices, an output twice the size of the values, are neither computed nor kept.
+inline std::tuple<Tensor, Tensor> max_pool2d_impl(const Tensor& input, Int2 kernel_size, PoolStride stride,
+                                                  Int2 padding, Int2 dilation, bool ceil_mode, bool with_indices) {
   const char* op = "max_pool2d";
-  detail::check_pool_input(op, input);
+  check_pool_input(op, input);
   Tensor x = input.dim() == 4 ? input : input.unsqueeze(0);
-  PoolParams p = detail::pool_params(op, x, kernel_size, stride.or_kernel(kernel_size), padding, dilation, ceil_mode);
+  PoolParams p = pool_params(op, x, kernel_size, stride.or_kernel(kernel_size), padding, dilation, ceil_mode);
   Tensor xc = x.detach().contiguous();
-  Tensor y = make_tensor(detail::pool_out_shape(p), x.dtype(), x.device());
-  Tensor idx = make_tensor(detail::pool_out_shape(p), kInt64, x.device());
+  Tensor y = make_tensor(pool_out_shape(p), x.dtype(), x.device());
+  Tensor idx = with_indices ? make_tensor(pool_out_shape(p), kInt64, x.device()) : Tensor();
   if (x.is_cuda()) {
 #ifdef EMBER_WITH_CUDA
     cuda::max_pool2d_forward(p, xc.raw_data(), y.raw_data(), idx.data_ptr<int64_t>());
@@ -368,38 +368,36 @@ inline std::tuple<Tensor, Tensor> max_pool2d_with_indices(const Tensor& input, I
 #endif
   } else {
     visit_floating(x.dtype(), op, [&]<typename T>() {
-      detail::max_pool_forward_cpu<T>(p, xc.data_ptr<T>(), y.data_ptr<T>(), idx.data_ptr<int64_t>());
+      if (with_indices) max_pool_forward_cpu<T, true>(p, xc.data_ptr<T>(), y.data_ptr<T>(), idx.data_ptr<int64_t>());
+      else max_pool_forward_cpu<T, false>(p, xc.data_ptr<T>(), y.data_ptr<T>(), nullptr);
     });
   }
   if (autograd::needs_grad(x)) {
-    Shape in_shape = detail::pool_in_shape(p);
+    Shape in_shape = pool_in_shape(p);
     autograd::record("MaxPool2DWithIndicesBackward", y, {x}, {idx},
                      [in_shape](const Tensor& g, const autograd::BackwardCtx& c) -> tensor_list {
                        return {max_pool2d_backward(g, c.saved(0), in_shape)};
                      });
   }
-  if (input.dim() == 3) return {y.squeeze(0), idx.squeeze(0)};
+  if (input.dim() == 3) return {y.squeeze(0), with_indices ? idx.squeeze(0) : idx};
   return {y, idx};
+}
+}  // namespace detail
+
+/// Max pooling (torch.nn.functional.max_pool2d with return_indices=True): the window maxima and
+/// their int64 positions in each input H*W plane. stride defaults to kernel_size.
+inline std::tuple<Tensor, Tensor> max_pool2d_with_indices(const Tensor& input, Int2 kernel_size,
+                                                          PoolStride stride = std::nullopt, Int2 padding = 0,
+                                                          Int2 dilation = 1, bool ceil_mode = false) {
+  return detail::max_pool2d_impl(input, kernel_size, stride, padding, dilation, ceil_mode, true);
 }
 
 /// Max pooling (torch.nn.functional.max_pool2d): [N, C, H, W] → [N, C, oh, ow] with
 /// oh = (H + 2 * pad - dilation * (k - 1) - 1) / stride + 1 (rounded up with ceil_mode).
 inline Tensor max_pool2d(const Tensor& input, Int2 kernel_size, PoolStride stride = std::nullopt,
                          Int2 padding = 0, Int2 dilation = 1, bool ceil_mode = false) {
-  if (input.defined() && !input.is_cuda() && !autograd::needs_grad(input)) {
-    // Inference on the CPU: no indices to compute and keep.
-    const char* op = "max_pool2d";
-    detail::check_pool_input(op, input);
-    Tensor x = input.dim() == 4 ? input : input.unsqueeze(0);
-    PoolParams p = detail::pool_params(op, x, kernel_size, stride.or_kernel(kernel_size), padding, dilation, ceil_mode);
-    Tensor xc = x.detach().contiguous();
-    Tensor y = make_tensor(detail::pool_out_shape(p), x.dtype(), x.device());
-    visit_floating(x.dtype(), op, [&]<typename T>() {
-      detail::max_pool_forward_cpu<T, false>(p, xc.data_ptr<T>(), y.data_ptr<T>(), nullptr);
-    });
-    return input.dim() == 3 ? y.squeeze(0) : y;
-  }
-  return std::get<0>(max_pool2d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode));
+  const bool with_indices = !input.defined() || input.is_cuda() || autograd::needs_grad(input);
+  return std::get<0>(detail::max_pool2d_impl(input, kernel_size, stride, padding, dilation, ceil_mode, with_indices));
 }
 
 // ---- average pooling ----------------------------------------------------------------------------------
