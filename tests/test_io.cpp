@@ -205,6 +205,7 @@ TEST_CASE("safetensors: reads the file PyTorch wrote (golden) and writes one PyT
   nn::StateDict want = interop_expected();
   io::SafetensorsFile f = io::read_safetensors(golden);
   CHECK(f.metadata == kInteropMetadata);
+  CHECK_FALSE(f.checksum.has_value());  // PyTorch writes none; the file loads unverified
   REQUIRE(f.tensors.size() == want.size());
   for (const auto& [name, t] : want) {
     INFO(name);
@@ -335,6 +336,106 @@ TEST_CASE("safetensors: a failed write leaves the previous file intact and no te
   CHECK(io::load_safetensors_metadata(p).at("v") == "old");
   io::save_safetensors(p, nn::StateDict{{"w", full({100}, 2.0)}}, {{"v", "new"}});
   CHECK(io::load_safetensors_tensor(p, "w").to_vector<float>()[99] == 2.0f);
+}
+
+TEST_CASE("crc32c: the standard check value, any split of the input gives the same CRC") {
+  CHECK(io::crc32c("123456789") == 0xE3069283u);
+  CHECK(io::crc32c("") == 0u);
+  CHECK(io::crc32c(std::string(32, '\0')) == 0x8A9136AAu);  // RFC 3720 B.4: 32 bytes of zeros
+  CHECK(io::crc32c_hex(0xE3069283u) == "e3069283");
+  CHECK(io::crc32c_hex(0xAu) == "0000000a");
+  std::string text;
+  for (int i = 0; i < 1000; ++i) text += static_cast<char>((i * 131 + 7) % 256);
+  const uint32_t whole = io::crc32c(text);
+  for (size_t a : {0, 1, 3, 7, 8, 9, 500, 999})
+    for (size_t b : {0, 1, 5, 8, 17}) {
+      if (a + b > text.size()) continue;
+      io::Crc32c c;  // three pieces, none aligned to the 8-byte steps
+      c.update(text.substr(0, a));
+      c.update(text.substr(a, b));
+      c.update(text.substr(a + b));
+      CHECK(c.value() == whole);
+    }
+  text[500] ^= 0x10;
+  CHECK(io::crc32c(text) != whole);
+}
+
+TEST_CASE("safetensors: the checksum Ember writes catches flipped bytes and truncation; files without it load") {
+  TempDir dir;
+  const std::string p = dir / "c.safetensors";
+  nn::StateDict sd{{"w", sample(kFloat32, {3, 5}, 1)}, {"b", sample(kFloat32, {5}, 2)}, {"n", sample(kInt64, {2}, 3)}};
+  const io::Metadata meta{{"epoch", "3"}, {"note", "hello"}};
+  io::save_safetensors(p, sd, meta);
+  const std::string good = slurp(p);
+  REQUIRE(good.find("\"ember.crc32c\":\"") != std::string::npos);
+  io::SafetensorsFile f = io::read_safetensors(p);
+  CHECK(f.checksum.has_value());
+  CHECK(f.metadata == meta);  // the entry is not handed back, so a read-modify-save round trip is clean
+  CHECK(io::load_safetensors_metadata(p) == meta);
+  for (const auto& [k, t] : sd) CHECK(same_bits(f.tensors.at(k), t));
+
+  uint64_t header_len = 0;
+  std::memcpy(&header_len, good.data(), 8);
+  const size_t data_start = 8 + static_cast<size_t>(header_len);
+  // Every byte of the data and every byte of a metadata value, flipped one at a time.
+  std::vector<size_t> positions;
+  for (size_t i = data_start; i < good.size(); ++i) positions.push_back(i);
+  for (const char* value : {"\"hello\"", "\"3\""}) {
+    size_t at = good.find(value);
+    REQUIRE(at < data_start);
+    for (size_t i = at + 1; i + 1 < at + std::strlen(value); ++i) positions.push_back(i);
+  }
+  for (size_t i : positions) {
+    std::string bad = good;
+    bad[i] ^= 0x01;
+    spit(p, bad);
+    INFO("byte " << i << " of " << good.size());
+    CHECK_THROWS_WITH_AS(io::load_safetensors(p), doctest::Contains("checksum mismatch"), ember::Error);
+  }
+  spit(p, good.substr(0, data_start) + std::string(good.size() - data_start, '\0'));
+  CHECK_THROWS_WITH_AS(io::load_safetensors(p), doctest::Contains(p.c_str()), ember::Error);  // zeroed data
+
+  // Truncated anywhere: an error naming the file (and saying it is truncated or too short).
+  for (size_t len : {good.size() - 1, good.size() - 4, data_start + 3, data_start, data_start - 1, size_t{20}, size_t{5}}) {
+    spit(p, good.substr(0, len));
+    INFO("cut to " << len << " bytes");
+    std::string err;
+    try {
+      io::load_safetensors(p);
+    } catch (const ember::Error& e) {
+      err = e.what();
+    }
+    CHECK(err.find(p) != std::string::npos);
+    CHECK((err.find("truncated") != std::string::npos || err.find("too short") != std::string::npos));
+  }
+
+  // The same content re-serialised by another tool (indentation, other key order) still verifies.
+  {
+    std::string header_text = good.substr(8, header_len);
+    auto j = nlohmann::ordered_json::parse(header_text);
+    nlohmann::ordered_json reordered = nlohmann::ordered_json::object();
+    std::vector<std::string> keys;
+    for (auto it = j.begin(); it != j.end(); ++it) keys.push_back(it.key());
+    for (auto k = keys.rbegin(); k != keys.rend(); ++k) reordered[*k] = j[*k];
+    std::string text = reordered.dump(2);
+    text.append((8 - text.size() % 8) % 8, ' ');
+    spit(p, st_bytes(text, good.substr(data_start)));
+    CHECK(io::read_safetensors(p).checksum.has_value());
+  }
+  // A checksum entry that is not 8 hex digits.
+  {
+    std::string bad = good;
+    size_t at = bad.find("\"ember.crc32c\":\"") + 16;
+    bad[at] = 'X';
+    spit(p, bad);
+    CHECK_THROWS_WITH_AS(io::load_safetensors(p), doctest::Contains("is not a CRC-32C"), ember::Error);
+  }
+  // A file without the entry (as PyTorch and Hugging Face write them) loads, unverified.
+  spit(p, st_bytes("{\"__metadata__\":{\"format\":\"pt\"},\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+                   std::string(8, '\0')));
+  io::SafetensorsFile plain = io::read_safetensors(p);
+  CHECK_FALSE(plain.checksum.has_value());
+  CHECK(plain.metadata == io::Metadata{{"format", "pt"}});
 }
 
 TEST_CASE("safetensors: CUDA tensors are copied to the host and can be loaded onto the GPU") {
@@ -481,6 +582,60 @@ TEST_CASE("checkpoint: layout, metadata and format checks") {
   all.metadata["format_version"] = "9";
   io::save_safetensors(plain, all.tensors, all.metadata);
   CHECK_THROWS_WITH_AS(io::read_checkpoint(plain), doctest::Contains("format_version '9'"), ember::Error);
+}
+
+TEST_CASE("checkpoint: any single flipped byte or a cut anywhere is refused with the file named") {
+  TempDir dir;
+  std::string ck = dir / "ckpt.safetensors";
+  manual_seed(5);
+  auto net = std::make_shared<nn::Sequential>(std::make_shared<nn::Linear>(3, 2));
+  optim::SGD opt(net->parameters(), optim::SGDOptions(0.1).momentum(0.9));
+  Tensor loss = nn::functional::mse_loss(net->forward(randn({4, 3})), randn({4, 2}));
+  loss.backward();
+  opt.step();
+  io::save_checkpoint(ck, *net, opt, {.epoch = 1, .step = 4, .metadata = R"({"batch_in_epoch":2})"});
+  CHECK(io::load_safetensors_metadata(ck).at("format_version") == "2");
+  const std::string good = slurp(ck);
+  CHECK(io::read_checkpoint(ck).info.step == 4);
+  // Header included: a damaged key, value, length field, padding or checksum entry all fail,
+  // because format_version 2 requires the checksum entry the CRC cannot cover itself.
+  int refused = 0, tried = 0;
+  for (size_t i = 0; i < good.size(); ++i) {
+    for (unsigned char mask : {0x01, 0x80}) {
+      if (mask == 0x80 && i % 5 != 0) continue;  // the high bit on a sample: half the time
+      ++tried;
+      std::string bad = good;
+      bad[i] = static_cast<char>(bad[i] ^ mask);
+      spit(ck, bad);
+      bool threw = false;
+      try {
+        io::read_checkpoint(ck);
+      } catch (const ember::Error& e) {
+        threw = std::string(e.what()).find(ck) != std::string::npos;
+      }
+      if (!threw) FAIL_CHECK("byte " << i << " ^ " << int(mask) << " was not refused with the file named");
+      refused += threw;
+    }
+  }
+  CHECK(refused == tried);
+  CHECK(tried > static_cast<int>(good.size()));
+  for (size_t len = 0; len < good.size(); len += 7) {
+    spit(ck, good.substr(0, len));
+    CHECK_THROWS_WITH_AS(io::read_checkpoint(ck), doctest::Contains(ck.c_str()), ember::Error);
+  }
+  // A version-1 checkpoint (written before the checksum existed) still loads.
+  spit(ck, good);
+  auto all = io::read_safetensors(ck);
+  all.metadata["format_version"] = "1";
+  std::string v1 = dir / "v1.safetensors";
+  io::save_safetensors(v1, all.tensors, all.metadata);
+  std::string v1_bytes = slurp(v1);
+  size_t at = v1_bytes.find("\"ember.crc32c\":\"");
+  REQUIRE(at != std::string::npos);
+  v1_bytes.replace(at + 1, 12, "other.key_12");  // unknown metadata now: a file without a checksum
+  spit(v1, v1_bytes);
+  CHECK_FALSE(io::read_safetensors(v1).checksum.has_value());
+  CHECK(io::read_checkpoint(v1).info.step == 4);
 }
 
 TEST_CASE("checkpoint: a crash while saving leaves the previous checkpoint intact") {

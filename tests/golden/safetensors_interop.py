@@ -87,6 +87,16 @@ def write(path, tensors, metadata):
             f.write(b)
 
 
+def crc32c(data):
+    """CRC-32C (Castagnoli, reflected), bit by bit: slow, but independent of Ember's tables."""
+    c = 0xFFFFFFFF
+    for b in data:
+        c ^= b
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+    return c ^ 0xFFFFFFFF
+
+
 def read(path):
     """Reads and strictly validates a file; returns (tensors, metadata)."""
     data = open(path, "rb").read()
@@ -102,6 +112,16 @@ def read(path):
 
     header = json.loads(data[8:8 + n].decode("utf-8"), object_pairs_hook=no_duplicates)
     buf = data[8 + n:]
+    # Ember's checksum, recomputed from its definition (include/ember/io/safetensors.hpp): CRC-32C
+    # of the header with sorted keys and the value zeroed, then of the data.
+    crc = header.get("__metadata__", {}).get("ember.crc32c")
+    if crc is not None:
+        canonical = json.loads(json.dumps(header))
+        canonical["__metadata__"]["ember.crc32c"] = "00000000"
+        text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        got = "%08x" % crc32c(text.encode("utf-8") + buf)
+        assert got == crc, f"ember.crc32c is {crc} but the header and data give {got}"
+        del header["__metadata__"]["ember.crc32c"]
     metadata = header.pop("__metadata__", {})
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()), "metadata must be str->str"
     tensors, pos = {}, 0

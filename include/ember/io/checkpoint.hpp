@@ -5,8 +5,10 @@
 /// safetensors file, written atomically: a crash while saving leaves the previous checkpoint intact.
 ///
 /// Layout: tensors under "model.<name>", "optim.<key>", "sched.<key>"; "__metadata__" holds
-///   format = "ember.checkpoint", format_version = "1", epoch, step, rng_seed, rng_offset (decimal),
-///   has_optimizer / has_scheduler ("0"/"1") and metadata (the JSON text).
+///   format = "ember.checkpoint", format_version = "2", epoch, step, rng_seed, rng_offset (decimal),
+///   has_optimizer / has_scheduler ("0"/"1"), metadata (the JSON text) and the file's CRC-32C
+///   (io/safetensors.hpp). Version 2 differs from 1 only in requiring the checksum, so a checkpoint
+///   whose checksum entry itself was damaged is refused too; version 1 files still load.
 /// Any safetensors reader can open it; `load_safetensors` + the "model." prefix gives the weights.
 ///
 /// Example (resume with `--resume`):
@@ -62,6 +64,7 @@ concept CheckpointableScheduler = requires(S& s, const nn::StateDict& sd) {
 };
 
 inline constexpr const char* kCheckpointFormat = "ember.checkpoint";
+inline constexpr const char* kCheckpointVersion = "2";
 
 namespace detail {
 inline uint64_t parse_u64(const Metadata& m, const std::string& key, const std::string& path) {
@@ -98,7 +101,7 @@ inline void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
   if (ckpt.optimizer) add("optim.", *ckpt.optimizer);
   if (ckpt.scheduler) add("sched.", *ckpt.scheduler);
   Metadata meta{{"format", kCheckpointFormat},
-                {"format_version", "1"},
+                {"format_version", kCheckpointVersion},
                 {"epoch", std::to_string(ckpt.info.epoch)},
                 {"step", std::to_string(ckpt.info.step)},
                 {"has_optimizer", ckpt.optimizer ? "1" : "0"},
@@ -120,8 +123,11 @@ inline Checkpoint read_checkpoint(const std::string& path) {
               "' is a safetensors file but not an Ember checkpoint (no format = \"", kCheckpointFormat,
               "\" in its metadata); use io::load_safetensors for plain weights");
   auto ver = m.find("format_version");
-  EMBER_CHECK(ver != m.end() && ver->second == "1", "load_checkpoint: '", path, "': unsupported checkpoint format_version '",
-              ver == m.end() ? std::string("(none)") : ver->second, "' (this Ember reads version 1)");
+  EMBER_CHECK(ver != m.end() && (ver->second == "1" || ver->second == "2"), "load_checkpoint: '", path,
+              "': unsupported checkpoint format_version '", ver == m.end() ? std::string("(none)") : ver->second,
+              "' (this Ember reads versions 1 and 2)");
+  EMBER_CHECK(ver->second == "1" || f.checksum, "load_checkpoint: '", path, "': the checkpoint has no '", kChecksumKey,
+              "' entry, which format_version 2 requires: the header is corrupt");
   Checkpoint c;
   c.info.epoch = detail::parse_i64(m, "epoch", path);
   c.info.step = detail::parse_i64(m, "step", path);

@@ -12,6 +12,18 @@
 /// file, an absurd header length, invalid JSON, an unknown dtype, duplicate names, offsets that
 /// overlap, leave gaps, run past the file or disagree with shape × dtype size.
 ///
+/// Checksum: every file Ember writes records the CRC-32C of its header and data under the
+/// metadata key "ember.crc32c" (8 hex digits; other readers see one more metadata string).
+/// read_safetensors / load_safetensors verify it and refuse a file whose bytes changed since it
+/// was written; files without the entry (written by PyTorch or Hugging Face) load as before. The
+/// CRC covers the header in a canonical form (the JSON re-serialised with sorted keys and the
+/// checksum value replaced by "00000000") followed by the data bytes: verifying needs no second
+/// pass over the file, and a header another tool re-serialised with the same content still
+/// verifies (tests/golden/safetensors_interop.py recomputes it in Python). The entry is removed
+/// from the metadata handed back (SafetensorsFile::checksum says whether it was there).
+/// load_safetensors_tensor and load_safetensors_metadata read only part of the file and do not
+/// verify it.
+///
 /// Example:
 /// ```
 ///   ember::io::save_safetensors("model.safetensors", model->state_dict(), {{"epoch", "8"}});
@@ -37,6 +49,7 @@
 #include "ember/core/error.hpp"
 #include "ember/core/tensor.hpp"
 #include "ember/io/atomic_file.hpp"
+#include "ember/io/checksum.hpp"
 #include "ember/nn/state_dict.hpp"
 #include "ember/ops/copy.hpp"
 #include "ember/ops/factory.hpp"
@@ -49,10 +62,14 @@ static_assert(std::endian::native == std::endian::little,
 /// Free-form string metadata stored under "__metadata__".
 using Metadata = std::map<std::string, std::string>;
 
+/// The metadata key of the CRC-32C Ember writes into every file (see the header comment).
+inline constexpr const char* kChecksumKey = "ember.crc32c";
+
 /// Everything a safetensors file holds.
 struct SafetensorsFile {
   nn::StateDict tensors;  ///< in file order (order of data offsets)
-  Metadata metadata;
+  Metadata metadata;      ///< without the checksum entry
+  std::optional<uint32_t> checksum;  ///< the verified CRC-32C, when the file had one
 };
 
 /// The safetensors dtype code of `t` ("F32", "BF16", "BOOL", ...).
@@ -93,9 +110,23 @@ struct SafetensorsEntry {
 
 struct SafetensorsHeader {
   std::vector<SafetensorsEntry> entries;  ///< sorted by begin offset
-  Metadata metadata;
+  Metadata metadata;                      ///< without the checksum entry
   uint64_t data_start = 0;  ///< file offset of the data buffer (8 + N)
+  std::optional<uint32_t> checksum;  ///< the CRC the file records, if any
+  Crc32c crc;                        ///< the canonical header folded in; the data goes next
 };
+
+/// The header text the checksum covers: `header` with sorted keys (nlohmann::json's std::map
+/// order) and the checksum value zeroed, so the writer's insertion order and the reader's
+/// parse give the same bytes.
+inline std::string canonical_header(nlohmann::json header) {
+  header["__metadata__"][kChecksumKey] = "00000000";
+  return header.dump();
+}
+
+inline bool is_crc_hex(const std::string& s) {
+  return s.size() == 8 && std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
 
 inline std::string read_exact(std::ifstream& f, uint64_t offset, uint64_t n, const std::string& path,
                               const char* op) {
@@ -160,6 +191,13 @@ inline SafetensorsHeader read_safetensors_header(std::ifstream& f, uint64_t file
         EMBER_CHECK(m.value().is_string(), op, ": '", path, "': __metadata__ value of '", m.key(),
                     "' must be a string, got ", m.value().dump());
         h.metadata[m.key()] = m.value().get<std::string>();
+      }
+      if (auto c = h.metadata.find(kChecksumKey); c != h.metadata.end()) {
+        EMBER_CHECK(is_crc_hex(c->second), op, ": '", path, "': __metadata__ '", kChecksumKey, "' = '", c->second,
+                    "' is not a CRC-32C (8 lowercase hex digits): the header is corrupt");
+        h.checksum = static_cast<uint32_t>(std::stoul(c->second, nullptr, 16));
+        h.metadata.erase(c);
+        h.crc.update(canonical_header(header));
       }
       continue;
     }
@@ -258,9 +296,10 @@ inline Tensor read_entry(std::ifstream& f, const SafetensorsHeader& h, const Saf
 inline void save_safetensors(const std::string& path, const nn::StateDict& tensors, const Metadata& metadata = {}) {
   const char* op = "save_safetensors";
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
-  if (!metadata.empty()) {
+  {
     nlohmann::ordered_json m = nlohmann::ordered_json::object();
-    for (const auto& [k, v] : metadata) m[k] = v;
+    for (const auto& [k, v] : metadata) m[k] = v;  // a checksum entry from an earlier read is recomputed
+    m[kChecksumKey] = "00000000";
     header["__metadata__"] = std::move(m);
   }
   std::vector<Tensor> host;
@@ -280,6 +319,11 @@ inline void save_safetensors(const std::string& path, const nn::StateDict& tenso
     offset += nbytes;
     host.push_back(std::move(h));
   }
+  Crc32c crc;
+  crc.update(detail::canonical_header(nlohmann::json::parse(header.dump())));
+  for (const Tensor& h : host)
+    if (h.numel() > 0) crc.update(h.raw_data(), static_cast<size_t>(h.numel()) * h.element_size());
+  header["__metadata__"][kChecksumKey] = crc32c_hex(crc.value());
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // the reference writer aligns the data to 8 bytes
   uint64_t n = text.size();
@@ -315,10 +359,21 @@ inline SafetensorsFile read_safetensors(const std::string& path, Device device =
   detail::SafetensorsHeader h = detail::read_safetensors_header(f, size, path, op);
   SafetensorsFile out;
   out.metadata = std::move(h.metadata);
+  // Entries are sorted by offset and tile the data, so reading them in turn feeds the CRC the
+  // data bytes in file order.
   for (const auto& e : h.entries) {
     Tensor t = detail::read_entry(f, h, e, path, op);
-    out.tensors.insert(e.name, device.is_cuda() ? t.to(device) : t);
+    if (h.checksum && t.numel() > 0) h.crc.update(t.raw_data(), static_cast<size_t>(t.numel()) * t.element_size());
+    out.tensors.insert(e.name, t);
   }
+  if (h.checksum) {
+    EMBER_CHECK(h.crc.value() == *h.checksum, op, ": '", path, "': checksum mismatch: the header and data have CRC-32C ",
+                crc32c_hex(h.crc.value()), " but the file records ", crc32c_hex(*h.checksum),
+                "; the file is corrupt (bad disk, interrupted copy, edited by hand) and cannot be trusted");
+    out.checksum = h.checksum;
+  }
+  if (device.is_cuda())  // only once the bytes are known good
+    for (const auto& name : out.tensors.keys()) out.tensors.at(name) = out.tensors.at(name).to(device);
   return out;
 }
 
