@@ -554,6 +554,115 @@ TEST_CASE("DataLoader: abandoning the loop mid-epoch stops the workers; prefetch
   CHECK(rest == 10);
 }
 
+namespace {
+
+/// Threads of this process, from /proc (to prove the loader's workers are gone).
+int64_t thread_count() {
+  int64_t n = 0;
+  for (const auto& e : fs::directory_iterator("/proc/self/task")) n += e.is_directory();
+  return n;
+}
+
+/// Example i is [i] of shape [1], except index `odd` which has shape [2]: a batch holding it
+/// cannot be collated although every get() succeeds.
+class RaggedDataset : public data::Dataset {
+ public:
+  explicit RaggedDataset(int64_t odd) : odd_(odd) {}
+  int64_t size() const override { return 20; }
+  data::Example get(int64_t i) const override {
+    return {i == odd_ ? zeros({2}) : full({1}, static_cast<double>(i)), scalar_tensor(i, kInt64)};
+  }
+
+ private:
+  int64_t odd_;
+};
+
+}  // namespace
+
+TEST_CASE("DataLoader: set_epoch(e, k) continues at batch k of epoch e, building no skipped batch") {
+  auto images = rand({30, 1, 5, 5});
+  data::TensorDataset base(images, arange(0, 30, 1, TensorOptions(kInt64)));
+  data::MapDataset augmented(base, data::Compose({data::RandomAffine(20, {{0.1, 0.1}}), data::Normalize(0.5, 0.2)}));
+  const auto opts = data::DataLoaderOptions(4).shuffle(true).seed(5);
+  data::DataLoader reference(augmented, opts);
+  reference.set_epoch(1);
+  auto full1 = run_epoch(reference);
+  auto full2 = run_epoch(reference);
+  REQUIRE(full1.size() == 8);
+  for (int64_t workers : {0, 1, 3}) {
+    CAPTURE(workers);
+    data::DataLoader loader(augmented, data::DataLoaderOptions(opts).num_workers(workers));
+    loader.set_epoch(1, 3);
+    CHECK(loader.start_batch() == 3);
+    auto tail = run_epoch(loader);
+    // Same permutation, same position, same augmentation draws as batches 3.. of the full pass.
+    CHECK(tail == decltype(full1)(full1.begin() + 3, full1.end()));
+    CHECK(loader.start_batch() == 0);
+    CHECK(loader.epoch() == 2);
+    CHECK(run_epoch(loader) == full2);  // the next loop is a whole epoch again
+  }
+  // Skipped batches are never built: 7 of 10 batches of 4 are skipped, 12 examples are loaded.
+  for (int64_t workers : {0, 2}) {
+    CountingDataset counting(40);
+    auto calls = counting.calls;
+    data::DataLoader loader(counting, data::DataLoaderOptions(4).shuffle(true).seed(1).num_workers(workers));
+    loader.set_epoch(0, 7);
+    CHECK(run_epoch(loader).size() == 3);
+    CHECK(calls->load() == 12);
+    loader.set_epoch(0, 10);  // a checkpoint taken after the last step of the epoch: nothing left
+    CHECK(run_epoch(loader).empty());
+  }
+  data::DataLoader loader(base, data::DataLoaderOptions(4));
+  auto err = error_of([&] { loader.set_epoch(0, 9); });
+  CHECK_MESSAGE(contains(err, "start_batch must be in [0, 8]"), err);
+  err = error_of([&] { loader.set_epoch(0, -1); });
+  CHECK_MESSAGE(contains(err, "got -1"), err);
+}
+
+TEST_CASE("DataLoader: a worker's error names the dataset index and keeps the original message") {
+  for (int64_t workers : {0, 1, 3}) {
+    CAPTURE(workers);
+    CountingDataset ds(40, /*throw_at=*/13);
+    data::DataLoader loader(ds, data::DataLoaderOptions(4).shuffle(true).seed(3).num_workers(workers));
+    auto err = error_of([&] { run_epoch(loader); });
+    CHECK_MESSAGE(contains(err, "DataLoader: dataset index 13 (batch "), err);
+    CHECK_MESSAGE(contains(err, " of epoch 0): CountingDataset: example 13 is broken"), err);
+    // An error of the batch as a whole (no single example fails): the batch's indices instead.
+    data::DataLoader ragged(RaggedDataset(6), data::DataLoaderOptions(4).num_workers(workers));
+    err = error_of([&] { run_epoch(ragged); });
+    CHECK_MESSAGE(contains(err, "DataLoader: batch 1 of epoch 0 (dataset indices 4, 5, 6, 7): collate:"), err);
+  }
+}
+
+TEST_CASE("DataLoader: leaving the loop by an exception joins the workers at once") {
+  const int64_t before = thread_count();
+  CountingDataset ds(4000, -1, /*sleep_us=*/100);
+  auto calls = ds.calls;
+  data::DataLoader loader(ds, data::DataLoaderOptions(2).num_workers(3));
+  int64_t during = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  std::string err;
+  try {
+    int64_t n = 0;
+    for (auto& batch : loader) {
+      (void)batch;
+      during = thread_count();
+      if (++n == 5) throw std::runtime_error("the training step failed");
+    }
+  } catch (const std::runtime_error& e) {
+    err = e.what();
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK(err == "the training step failed");
+  CHECK(secs < 2.0);              // no waiting for the rest of the epoch (4000 * 0.1 ms / 3 + queueing)
+  CHECK(during >= before + 3);    // the workers were there ...
+  CHECK(thread_count() == before);  // ... and are joined, not leaked
+  const int64_t after = calls->load();
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  CHECK(calls->load() == after);
+  CHECK(after < 100);
+}
+
 // ---- transforms --------------------------------------------------------------------------------
 
 TEST_CASE("Normalize per channel, exact") {

@@ -5,12 +5,17 @@
 /// Reproducibility: epoch e visits the sampler's order for (seed, e) and every random transform
 /// applied while building batch b draws from a Philox stream keyed by (seed, e, b). So the same
 /// seed gives the same batches with 0, 1 or 8 workers, and `set_epoch(e)` after `--resume`
-/// continues exactly. Without an explicit seed one is drawn from the default generator when the
-/// loader is made, so `ember::manual_seed(s)` before it makes the run reproducible too.
+/// continues exactly; `set_epoch(e, k)` continues in the middle of epoch e at batch k (a
+/// checkpoint saved after k steps), building neither the skipped batches nor their augmentation.
+/// Without an explicit seed one is drawn from the default generator when the loader is made, so
+/// `ember::manual_seed(s)` before it makes the run reproducible too.
 ///
 /// Workers: `num_workers` threads claim batches in order and may run at most
 /// `num_workers * prefetch_factor` batches ahead of the consumer; batches come out in order. An
-/// exception thrown while building a batch is rethrown by the loop when it reaches that batch.
+/// exception thrown while building a batch is rethrown by the loop when it reaches that batch, as
+/// an ember::Error "DataLoader: dataset index i (batch b of epoch e): <original message>": the
+/// loader finds the failing example by building the batch's examples one at a time (only on this
+/// error path), or names the batch's indices when no single example fails (a collate error).
 /// Leaving the loop early (break, exception) stops and joins the workers when the iterator dies.
 ///
 /// Example:
@@ -22,9 +27,12 @@
 ///     auto loss = ember::nn::F::cross_entropy(model->forward(batch.data), batch.target);
 ///   }
 /// ```
+#include <algorithm>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
+#include <sstream>
+#include <string>
 #include <iterator>
 #include <memory>
 #include <mutex>
@@ -68,14 +76,16 @@ namespace detail {
 /// Owned by the iterators of that pass; its destructor stops and joins the workers.
 class LoaderEpoch {
  public:
-  LoaderEpoch(DatasetPtr dataset, std::vector<std::vector<int64_t>> batches, uint64_t key, int64_t workers,
-              int64_t prefetch)
-      : dataset_(std::move(dataset)), batches_(std::move(batches)), key_(key) {
+  /// Runs `batches` from index `first` on (the earlier ones are skipped, never built).
+  LoaderEpoch(DatasetPtr dataset, std::vector<std::vector<int64_t>> batches, uint64_t key, int64_t epoch,
+              int64_t workers, int64_t prefetch, size_t first = 0)
+      : dataset_(std::move(dataset)), batches_(std::move(batches)), key_(key), epoch_(epoch),
+        next_claim_(first), next_out_(first) {
     const size_t n = batches_.size();
-    if (workers <= 0 || n == 0) return;
+    if (workers <= 0 || n <= first) return;
     capacity_ = static_cast<size_t>(std::max<int64_t>(1, workers * std::max<int64_t>(prefetch, 1)));
     slots_.resize(capacity_);
-    const size_t threads = std::min(static_cast<size_t>(workers), n);
+    const size_t threads = std::min(static_cast<size_t>(workers), n - first);
     threads_.reserve(threads);
     for (size_t t = 0; t < threads; ++t) threads_.emplace_back([this] { work(); });
   }
@@ -121,9 +131,39 @@ class LoaderEpoch {
   };
 
   Example make_batch(size_t b) const {
-    NoGradGuard no_grad;                                     // loading never records a graph
-    BatchRandomScope rng(key_, static_cast<uint64_t>(b));
-    return dataset_->get_batch(batches_[b]);
+    NoGradGuard no_grad;  // loading never records a graph
+    try {
+      BatchRandomScope rng(key_, static_cast<uint64_t>(b));
+      return dataset_->get_batch(batches_[b]);
+    } catch (const std::exception& e) {
+      throw_located(b, e.what());
+    } catch (...) {
+      throw_located(b, "an exception that is not a std::exception");
+    }
+  }
+
+  /// Rethrows a failure of batch `b` naming the dataset index it came from. The batch's examples
+  /// are built again one at a time (each with a fresh random stream) until one throws; the
+  /// first to throw is the index, and its own message is kept.
+  [[noreturn]] void throw_located(size_t b, const std::string& what) const {
+    const auto& idx = batches_[b];
+    for (int64_t i : idx) {
+      std::string err;
+      try {
+        BatchRandomScope rng(key_, static_cast<uint64_t>(b));
+        (void)dataset_->get(i);
+      } catch (const std::exception& e) {
+        err = e.what();
+      } catch (...) {
+        err = what;
+      }
+      if (!err.empty())
+        EMBER_FAIL("DataLoader: dataset index ", i, " (batch ", b, " of epoch ", epoch_, "): ", err);
+    }
+    std::ostringstream list;
+    for (size_t k = 0; k < idx.size() && k < 8; ++k) list << (k ? ", " : "") << idx[k];
+    if (idx.size() > 8) list << ", ... (" << idx.size() << " in all)";
+    EMBER_FAIL("DataLoader: batch ", b, " of epoch ", epoch_, " (dataset indices ", list.str(), "): ", what);
   }
 
   void work() {
@@ -154,10 +194,11 @@ class LoaderEpoch {
   DatasetPtr dataset_;
   std::vector<std::vector<int64_t>> batches_;
   uint64_t key_;
+  int64_t epoch_;
   size_t capacity_ = 0;
   std::vector<Slot> slots_;
-  size_t next_claim_ = 0;  // next batch a worker will build
-  size_t next_out_ = 0;    // next batch the consumer takes
+  size_t next_claim_;  // next batch a worker will build
+  size_t next_out_;    // next batch the consumer takes
   bool stop_ = false;
   std::mutex mu_;
   std::condition_variable can_work_, can_consume_;
@@ -243,19 +284,33 @@ class DataLoader {
       batches.emplace_back(order.begin() + static_cast<std::ptrdiff_t>(start), order.begin() + static_cast<std::ptrdiff_t>(end));
     }
     uint64_t key = detail::mix64(detail::mix64(seed_ ^ 0xA5A5A5A5A5A5A5A5ull) + static_cast<uint64_t>(epoch_));
-    ++epoch_;
-    return DataLoaderIterator(std::make_shared<detail::LoaderEpoch>(dataset_, std::move(batches), key,
-                                                                    options_.num_workers(), options_.prefetch_factor()));
+    const size_t first = static_cast<size_t>(start_batch_);
+    EMBER_CHECK(first <= batches.size(), "DataLoader: set_epoch asked to start epoch ", epoch_, " at batch ", first,
+                " but the epoch has only ", batches.size(), " batches (a different data set or batch size than the",
+                " checkpoint's?)");
+    start_batch_ = 0;
+    const int64_t e = epoch_++;
+    return DataLoaderIterator(std::make_shared<detail::LoaderEpoch>(dataset_, std::move(batches), key, e,
+                                                                    options_.num_workers(), options_.prefetch_factor(),
+                                                                    first));
   }
   std::default_sentinel_t end() const { return {}; }
 
   /// The epoch the next loop will run (0 for the first).
   int64_t epoch() const { return epoch_; }
-  /// Makes the next loop run epoch `e`: its order and augmentation, as when resuming a run.
-  void set_epoch(int64_t e) {
+  /// Makes the next loop run epoch `e`: its order and augmentation, as when resuming a run. With
+  /// `start_batch` k > 0 that loop starts at batch k of the epoch (resuming after k steps): the
+  /// same batches, in the same order and with the same augmentation, as batches k, k+1, ... of a
+  /// full pass; batches 0..k-1 are not built. Later loops start at batch 0 again.
+  void set_epoch(int64_t e, int64_t start_batch = 0) {
     EMBER_CHECK(e >= 0, "DataLoader::set_epoch: epoch must be non-negative, got ", e);
+    EMBER_CHECK(start_batch >= 0 && start_batch <= size(), "DataLoader::set_epoch: start_batch must be in [0, ", size(),
+                "] (the batches per epoch), got ", start_batch);
     epoch_ = e;
+    start_batch_ = start_batch;
   }
+  /// The batch the next loop starts at (0 unless set_epoch said otherwise).
+  int64_t start_batch() const { return start_batch_; }
   /// The seed in use (the explicit one, or the one drawn at construction).
   uint64_t seed() const { return seed_; }
   const DataLoaderOptions& options() const { return options_; }
@@ -267,6 +322,7 @@ class DataLoader {
   std::shared_ptr<const Sampler> sampler_;
   uint64_t seed_ = 0;
   int64_t epoch_ = 0;
+  int64_t start_batch_ = 0;
 };
 
 }  // namespace ember::data
