@@ -6,6 +6,9 @@
 #include "ember/nn/nn.hpp"
 #include "ember/optim/optim.hpp"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -436,6 +439,26 @@ TEST_CASE("safetensors: the checksum Ember writes catches flipped bytes and trun
   io::SafetensorsFile plain = io::read_safetensors(p);
   CHECK_FALSE(plain.checksum.has_value());
   CHECK(plain.metadata == io::Metadata{{"format", "pt"}});
+}
+
+TEST_CASE("remove_stale_temporaries: removes what killed writers left, never a live writer's file") {
+  TempDir dir;
+  const std::string p = dir / "last.safetensors";
+  io::save_safetensors(p, nn::StateDict{{"w", ones({2})}});
+  pid_t child = ::fork();  // a process that is gone by the time we look
+  REQUIRE(child >= 0);
+  if (child == 0) ::_exit(0);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  const std::string dead = p + ".tmp." + std::to_string(child) + ".0";
+  const std::string live = p + ".tmp." + std::to_string(::getppid()) + ".3";  // our parent runs
+  const std::string mine = p + ".tmp." + std::to_string(::getpid()) + ".7";
+  for (const auto& f : {dead, live, mine, p + ".tmp.x.1", p + ".tmp.12", dir / "other.safetensors.tmp.1.1"}) spit(f, "partial");
+  CHECK(io::remove_stale_temporaries(p) == 1);
+  CHECK_FALSE(fs::exists(dead));
+  for (const auto& f : {live, mine, p + ".tmp.x.1", p + ".tmp.12", dir / "other.safetensors.tmp.1.1", p}) CHECK_MESSAGE(fs::exists(f), f);
+  CHECK(io::remove_stale_temporaries(dir / "nothing_here") == 0);
+  CHECK(io::remove_stale_temporaries(dir / "no/such/dir/file") == 0);
 }
 
 TEST_CASE("safetensors: CUDA tensors are copied to the host and can be loaded onto the GPU") {

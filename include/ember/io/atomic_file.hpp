@@ -3,7 +3,8 @@
 /// through `io::write_file_atomic`, which writes a temporary file in the destination's directory,
 /// flushes it to disk (fsync), renames it over the destination (atomic on POSIX file systems) and
 /// syncs the directory. A crash or a failed write at any point leaves either the old file or the
-/// complete new one, never a half-written file; the temporary is removed on failure.
+/// complete new one, never a half-written file; the temporary is removed on failure (after a
+/// SIGKILL it stays: `remove_stale_temporaries` cleans up after dead processes).
 ///
 /// Example:
 /// ```
@@ -20,6 +21,7 @@
 #include <string>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -113,6 +115,37 @@ inline void write_file_atomic(const std::string& path, const std::string& op,
     (void)::fsync(dfd);
     ::close(dfd);
   }
+}
+
+/// Removes the temporaries that killed writers left next to `path` (`<path>.tmp.<pid>.<n>` of
+/// processes that no longer exist: a SIGKILL or power cut during a save leaves one behind, as
+/// large as the file it was replacing). Temporaries of live processes are left alone, so a
+/// concurrent writer is never disturbed. Returns how many were removed; never throws.
+inline int64_t remove_stale_temporaries(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path target(path);
+  const fs::path dir = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  const std::string prefix = target.filename().string() + ".tmp.";
+  int64_t removed = 0;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    const std::string rest = name.substr(prefix.size());  // "<pid>.<n>"
+    const size_t dot = rest.find('.');
+    if (dot == 0 || dot == std::string::npos || dot > 9) continue;
+    const std::string pid_text = rest.substr(0, dot), n_text = rest.substr(dot + 1);
+    auto digits = [](const std::string& t) {
+      return !t.empty() && t.find_first_not_of("0123456789") == std::string::npos;
+    };
+    if (!digits(pid_text) || !digits(n_text)) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(pid_text));
+    if (pid <= 0 || pid == ::getpid()) continue;
+    if (::kill(pid, 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to judge)
+    std::error_code rm;
+    if (fs::remove(it->path(), rm)) ++removed;
+  }
+  return removed;
 }
 
 }  // namespace ember::io
