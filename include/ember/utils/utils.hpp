@@ -1,8 +1,9 @@
 #pragma once
-/// Umbrella header of the tutorial utilities: progress bar and metrics always; the PNG outputs
-/// (plots, image grids, annotated images) when the build has Cairo and says so with
-/// EMBER_HAVE_CAIRO (the CMake targets that link `ember::cairo` define it). Without that define,
+/// Umbrella header of the tutorial utilities: progress bar, metrics and interrupt handling
+/// always; the PNG outputs (plots, image grids, annotated images) when the build has Cairo and
+/// says so with EMBER_HAVE_CAIRO (the CMake targets that link `ember::cairo` define it). Without that define,
 /// include "ember/utils/plot.hpp" / "ember/utils/image_grid.hpp" yourself and link cairo.
+#include "ember/utils/interrupt.hpp"
 #include "ember/utils/metrics.hpp"
 #include "ember/utils/progress.hpp"
 
