@@ -2,6 +2,7 @@
 
 #include "ember/ember.hpp"
 #include "ember/io/image.hpp"
+#include "ember/io/io.hpp"
 #include "vision_data.hpp"
 
 // Command-line smoke tests of the tutorial programs: they run the built binaries (CMake passes
@@ -9,10 +10,14 @@
 // exit codes, the per-epoch line, the files written, one-line errors on bad input.
 // Without a binary path (a g++ build of the tests alone) every case says so and passes.
 
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <thread>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -20,7 +25,10 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace {
 
@@ -60,10 +68,10 @@ struct TempDir {
   std::string operator/(const std::string& name) const { return (path / name).string(); }
 };
 
-/// Runs `bin args` (args already quoted as needed), capturing stdout and stderr separately.
-RunResult run(const std::string& bin, const std::string& args, const TempDir& tmp) {
+/// Runs the shell command `command`, capturing stdout and stderr separately.
+RunResult run_command(const std::string& command, const TempDir& tmp) {
   const std::string err_file = tmp / "stderr.txt";
-  const std::string cmd = quote(bin) + " " + args + " 2>" + quote(err_file);
+  const std::string cmd = command + " 2>" + quote(err_file);
   RunResult r;
   FILE* p = ::popen(cmd.c_str(), "r");
   REQUIRE(p != nullptr);
@@ -76,6 +84,64 @@ RunResult run(const std::string& bin, const std::string& args, const TempDir& tm
   return r;
 }
 
+/// Runs `bin args` (args already quoted as needed), capturing stdout and stderr separately.
+RunResult run(const std::string& bin, const std::string& args, const TempDir& tmp) {
+  return run_command(quote(bin) + " " + args, tmp);
+}
+
+/// Starts `bin args` in the background, stdout and stderr to files; returns its pid.
+pid_t spawn(const std::string& bin, const std::string& args, const std::string& out_file, const std::string& err_file) {
+  const std::string cmd = "exec " + quote(bin) + " " + args + " >" + quote(out_file) + " 2>" + quote(err_file);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  return pid;
+}
+
+/// Waits for `pid` up to `seconds`; its exit code, or 128 + signal; -1 on timeout (it is killed).
+int wait_for(pid_t pid, double seconds) {
+  auto t0 = std::chrono::steady_clock::now();
+  for (;;) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid)
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > seconds) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+/// Lines of a file (0 if it does not exist).
+size_t line_count(const fs::path& p) {
+  std::string s = slurp(p);
+  return static_cast<size_t>(std::count(s.begin(), s.end(), '\n'));
+}
+
+/// Files in `dir` whose name contains ".tmp." (temporaries of atomic writes).
+std::vector<std::string> temporaries(const fs::path& dir) {
+  std::vector<std::string> v;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().filename().string().find(".tmp.") != std::string::npos) v.push_back(e.path().filename().string());
+  return v;
+}
+
+/// Whether two checkpoints hold bit-identical tensors (model, optimizer, scheduler).
+bool same_tensors(const std::string& a, const std::string& b) {
+  auto x = ember::io::load_safetensors(a), y = ember::io::load_safetensors(b);
+  if (x.keys() != y.keys()) return false;
+  for (const auto& [k, t] : x) {
+    const auto& u = y.at(k);
+    if (t.dtype() != u.dtype() || t.sizes() != u.sizes()) return false;
+    if (std::memcmp(t.contiguous().raw_data(), u.contiguous().raw_data(), static_cast<size_t>(t.numel()) * t.element_size()))
+      return false;
+  }
+  return true;
+}
 // ---- a tiny MNIST in IDX format --------------------------------------------------------------
 
 void put_be32(std::ofstream& f, uint32_t v) {
@@ -314,6 +380,171 @@ TEST_CASE("mnist_cnn: train on a tiny IDX set, resume exactly, eval, predict, re
   auto dbg = ember::io::read_image(tmp / "debug.png");
   CHECK(dbg.width == scene.image.width);
   CHECK(dbg.height == scene.image.height);
+}
+
+/// A tiny MNIST in `dir`/data (96 training, 40 test digits) and the options every run shares.
+std::string tiny_mnist(const TempDir& tmp) {
+  fs::create_directories(tmp.path / "data");
+  write_idx(tmp.path / "data", "train", vision_data::synthetic_digits(96, 11));
+  write_idx(tmp.path / "data", "t10k", vision_data::synthetic_digits(40, 12));
+  return "--data " + quote(tmp / "data") + " --threads 1 --batch-size 16 ";
+}
+
+TEST_CASE("mnist_cnn: stopping mid-epoch and resuming gives the same losses and weights, bit for bit") {
+  const std::string bin = EMBER_MNIST_CNN_BIN;
+  TempDir tmp("mnist_resume");
+  const std::string common = tiny_mnist(tmp);
+  // 6 steps per epoch. The improved network adds dropout, BatchNorm, augmentation, AdamW and a
+  // cosine schedule, all of whose state must survive; its stop lands in the second epoch.
+  for (const auto& case_ : {std::pair<std::string, int>{"original", 5}, {"improved", 8}}) {
+    const std::string model = case_.first;
+    const int stop = case_.second;
+    CAPTURE(model);
+    const std::string run_args = common + "--model " + model + " --epochs 2 --save-every 4 ";
+    const std::string straight = tmp / ("straight_" + model), split = tmp / ("split_" + model);
+    auto full = run(bin, "train " + run_args + "--workers 2 --out " + quote(straight), tmp);
+    REQUIRE_MESSAGE(full.code == 0, full.err);
+    REQUIRE(lines_starting(full.out, "Epoch: ").size() == 2);
+    REQUIRE(line_count(fs::path(straight) / "steps.csv") == 13);  // header + 12 steps
+
+    auto first = run(bin, "train " + run_args + "--workers 0 --max-steps " + std::to_string(stop) + " --out " + quote(split), tmp);
+    REQUIRE_MESSAGE(first.code == 0, first.err);
+    CHECK(first.err.find("Stopped after step " + std::to_string(stop)) != std::string::npos);
+    CHECK(first.err.find("Resume with:") != std::string::npos);
+    auto ckpt = ember::io::read_checkpoint(fs::path(split) / "last.safetensors");
+    CHECK(ckpt.info.step == stop);
+    CHECK(ckpt.info.epoch == stop / 6);
+    auto meta = nlohmann::json::parse(ckpt.info.metadata);
+    CHECK(meta["position"]["batch"].get<int>() == stop % 6);
+    CHECK(line_count(fs::path(split) / "steps.csv") == static_cast<size_t>(stop) + 1);
+
+    // Another worker count on purpose: the data order does not depend on it.
+    auto second = run(bin, "train " + run_args + "--resume --out " + quote(split), tmp);
+    REQUIRE_MESSAGE(second.code == 0, second.err);
+    CHECK(second.err.find("Resuming") != std::string::npos);
+    auto epochs = lines_starting(first.out, "Epoch: ");
+    for (const auto& l : lines_starting(second.out, "Epoch: ")) epochs.push_back(l);
+    CHECK(epochs == lines_starting(full.out, "Epoch: "));
+    // Every step's loss (printed exactly), the weights, the optimizer and scheduler state.
+    CHECK(slurp(fs::path(split) / "steps.csv") == slurp(fs::path(straight) / "steps.csv"));
+    CHECK(same_tensors(split + "/last.safetensors", straight + "/last.safetensors"));
+    CHECK(slurp(fs::path(split) / "last.safetensors") == slurp(fs::path(straight) / "last.safetensors"));
+  }
+  // The comparison can fail: another seed changes the losses.
+  auto other = run(bin, "train " + common + "--epochs 1 --max-steps 3 --seed 2 --out " + quote(tmp / "other"), tmp);
+  REQUIRE_MESSAGE(other.code == 0, other.err);
+  auto head = [](const std::string& text, size_t lines) {
+    std::istringstream is(text);
+    std::string out, l;
+    for (size_t i = 0; i < lines && std::getline(is, l); ++i) out += l + "\n";
+    return out;
+  };
+  CHECK(head(slurp(tmp.path / "other" / "steps.csv"), 4) != head(slurp(tmp.path / "straight_original" / "steps.csv"), 4));
+}
+
+TEST_CASE("mnist_cnn: SIGINT and SIGTERM finish the step, save, print the resume command, exit 130 / 143") {
+  const std::string bin = EMBER_MNIST_CNN_BIN;
+  TempDir tmp("mnist_signal");
+  const std::string common = tiny_mnist(tmp);
+  for (const auto& case_ : {std::tuple<int, int, std::string>{SIGINT, 130, "SIGINT"}, {SIGTERM, 143, "SIGTERM"}}) {
+    const int sig = std::get<0>(case_), code = std::get<1>(case_);
+    const std::string name = std::get<2>(case_);
+    CAPTURE(name);
+    const fs::path out = tmp.path / ("run_" + name);
+    const std::string err_file = tmp / ("err_" + name);
+    pid_t pid = spawn(bin, "train " + common + "--epochs 100000 --out " + quote(out.string()), tmp / "out.txt", err_file);
+    REQUIRE(pid > 0);
+    // Signal it while it trains: once a few steps are logged.
+    auto t0 = std::chrono::steady_clock::now();
+    while (line_count(out / "steps.csv") < 4 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(line_count(out / "steps.csv") >= 4);
+    ::kill(pid, sig);
+    const int rc = wait_for(pid, 60);
+    const std::string err = slurp(err_file);
+    REQUIRE_MESSAGE(rc == code, err);
+    CHECK(err.find("interrupt: finishing the current step") != std::string::npos);
+    CHECK(err.find("Interrupted (" + name + ") after step ") != std::string::npos);
+    // The checkpoint holds the last logged step: the step in progress was finished, then saved.
+    const size_t steps = line_count(out / "steps.csv") - 1;
+    auto ckpt = ember::io::read_checkpoint((out / "last.safetensors").string());
+    CHECK(ckpt.info.step == static_cast<int64_t>(steps));
+    CHECK(temporaries(out).empty());
+    // The printed command resumes (two more steps here, to end the test).
+    const auto at = err.find("Resume with:\n  ");
+    REQUIRE(at != std::string::npos);
+    const std::string cmd = err.substr(at + 15, err.find('\n', at + 15) - (at + 15));
+    CHECK(cmd.find("--resume") != std::string::npos);
+    auto resumed = run_command(cmd + " --max-steps " + std::to_string(steps + 2), tmp);
+    REQUIRE_MESSAGE(resumed.code == 0, resumed.err);
+    CHECK(resumed.err.find("(step " + std::to_string(steps) + ")") != std::string::npos);
+    CHECK(line_count(out / "steps.csv") == steps + 3);
+  }
+}
+
+TEST_CASE("mnist_cnn: a non-finite loss stops training with a hint and keeps the last good checkpoint") {
+  const std::string bin = EMBER_MNIST_CNN_BIN;
+  TempDir tmp("mnist_nan");
+  const std::string common = tiny_mnist(tmp);
+  auto r = run(bin, "train " + common + "--epochs 3 --lr 1e12 --save-every 1 --out " + quote(tmp / "o"), tmp);
+  CHECK(r.code == 3);
+  CHECK_MESSAGE(r.err.find("error: training diverged: ") != std::string::npos, r.err);
+  CHECK(r.err.find("Try a lower --lr (this run: 1e+12)") != std::string::npos);
+  CHECK(lines_starting(r.out, "Epoch: ").empty());
+  const fs::path last = tmp.path / "o" / "last.safetensors";
+  REQUIRE_MESSAGE(fs::exists(last), r.err);  // the first steps are still finite and saved
+  CHECK(r.err.find("The last good checkpoint is " + last.string()) != std::string::npos);
+  auto ckpt = ember::io::read_checkpoint(last.string());
+  int64_t non_finite = 0;
+  for (const auto& [k, t] : ckpt.model)
+    for (float v : t.to(ember::kFloat32).to_vector<float>()) non_finite += !std::isfinite(v);
+  CHECK(non_finite == 0);
+  CHECK(ckpt.info.step >= 1);
+  // The step that diverged is the one after the checkpoint's (saved every step).
+  CHECK(r.err.find("(step " + std::to_string(ckpt.info.step) + ")") != std::string::npos);
+  CHECK(r.err.find("at step " + std::to_string(ckpt.info.step + 1) + " ") != std::string::npos);
+}
+
+TEST_CASE("mnist_cnn: a failed save (file size limit) names the file, keeps the previous checkpoint, exits non-zero") {
+  const std::string bin = EMBER_MNIST_CNN_BIN;
+  TempDir tmp("mnist_efbig");
+  const std::string common = tiny_mnist(tmp);
+  const fs::path out = tmp.path / "o", last = out / "last.safetensors";
+  auto first = run(bin, "train " + common + "--epochs 1 --max-steps 2 --out " + quote(out.string()), tmp);
+  REQUIRE_MESSAGE(first.code == 0, first.err);
+  const std::string before = slurp(last);
+  REQUIRE(before.size() > 200 * 1024);
+  // 64 blocks (32 or 64 KiB, depending on the shell) hold the step log but not a checkpoint;
+  // with SIGXFSZ ignored, write() fails with EFBIG as on a full disk.
+  auto r = run_command("ulimit -f 64; trap '' XFSZ; exec " + quote(bin) + " train " + common +
+                           "--epochs 1 --resume --save-every 1 --out " + quote(out.string()),
+                       tmp);
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(last_line(r.err).rfind("error: could not save the checkpoint (the previous '" + last.string() + "' is intact)", 0) == 0,
+                r.err);
+  CHECK(r.err.find("File too large") != std::string::npos);
+  CHECK(slurp(last) == before);
+  CHECK(temporaries(out).empty());
+  CHECK(ember::io::read_checkpoint(last.string()).info.step == 2);
+}
+
+TEST_CASE("mnist_cnn: SIGKILL at random moments never loses a checkpoint (scripts/kill_test.sh, 10 kills)") {
+#ifdef EMBER_SOURCE_DIR
+  const std::string script = std::string(EMBER_SOURCE_DIR) + "/scripts/kill_test.sh";
+  if (!fs::exists(script) || std::system("command -v bash >/dev/null 2>&1") != 0) {
+    MESSAGE("skipped: scripts/kill_test.sh or bash not found");
+    return;
+  }
+  TempDir tmp("mnist_kill");
+  auto r = run_command("bash " + quote(script) + " -n 10 -s 11 -m 300 -b " + quote(EMBER_MNIST_CNN_BIN) + " -w " +
+                           quote(tmp / "work"),
+                       tmp);
+  MESSAGE(r.out);
+  CHECK_MESSAGE(r.code == 0, (r.out + r.err));
+  CHECK(r.out.find("kill_test: PASS") != std::string::npos);
+#else
+  MESSAGE("skipped: EMBER_SOURCE_DIR is not defined");
+#endif
 }
 
 // The multi-digit reading benchmark: the trained network (runs/mnist_cnn/best.safetensors, or

@@ -4,6 +4,7 @@
 //
 //   mnist_cnn train                      # the original network: 8 epochs, SGD, batch 32
 //   mnist_cnn train --model improved     # conv-BN-ReLU blocks, augmentation, AdamW + cosine
+//   mnist_cnn train --resume             # continue exactly where the last run stopped (Ctrl-C saves)
 //   mnist_cnn eval                       # accuracy, loss, confusion matrix (+ confusion.png)
 //   mnist_cnn predict seven.png          # one digit per image
 //   mnist_cnn read photo.jpg --debug-out boxes.png
@@ -11,9 +12,14 @@
 // Read it top to bottom like libtorch's cpp/mnist/mnist.cpp: the constants, the two networks,
 // train() and test(), then one function per subcommand and main().
 #include <algorithm>
+#include <bit>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <memory>
@@ -53,6 +59,9 @@ constexpr uint64_t kSeed = 1;
 constexpr double kMean = 0.1307;
 constexpr double kStd = 0.3081;
 constexpr int64_t kClasses = 10;
+// Exit codes of `train` besides 0 and 1 (an error: bad input, a failed save). A graceful stop on
+// SIGINT/SIGTERM exits with 128 + the signal (130, 143) after saving; see README.md.
+constexpr int kExitDiverged = 3;  // the loss (or the weights) became NaN/Inf
 
 // ---- the networks ------------------------------------------------------------------------------
 
@@ -141,26 +150,72 @@ struct EpochStats {
   double acc = 0;
 };
 
-/// One pass over the training set: forward, cross-entropy, backward, optimizer step.
-EpochStats train(nn::UnaryModule& net, data::DataLoader& loader, optim::Optimizer& optimizer,
-                 Device device, const std::string& desc) {
+/// The running sums of the epoch in progress (AverageMeter's arithmetic), saved in mid-epoch
+/// checkpoints so that the epoch line printed after a resume is the one an uninterrupted run prints.
+struct RunningStats {
+  double loss_sum = 0;  // sum of batch loss x batch size
+  double acc_sum = 0;   // sum of batch accuracy x batch size
+  int64_t count = 0;
+  void update(double loss, double acc, int64_t n) {
+    loss_sum += loss * static_cast<double>(n);
+    acc_sum += acc * static_cast<double>(n);
+    count += n;
+  }
+  EpochStats stats() const {
+    if (count == 0) return {};
+    return {loss_sum / static_cast<double>(count), acc_sum / static_cast<double>(count)};
+  }
+};
+
+/// Where training stands; everything here goes into every checkpoint.
+struct Position {
+  int64_t epoch = 0;  // epochs completed
+  int64_t batch = 0;  // batches done in epoch `epoch`
+  int64_t step = 0;   // optimizer steps since the start of training
+  RunningStats running;
+};
+
+/// Training produced NaN or Inf (in the loss, or in the weights about to be saved).
+struct Diverged {
+  std::string what;
+};
+
+/// Why train() returned.
+enum class Stop { kEpochDone, kInterrupted, kMaxSteps };
+
+/// The rest of epoch `pos.epoch` from batch `pos.batch` on: forward, cross-entropy, backward,
+/// optimizer step. After each step `after_step` runs (it logs the step and saves checkpoints);
+/// it returns whether to go on. Throws Diverged, before the backward pass, on a non-finite loss.
+Stop train(nn::UnaryModule& net, data::DataLoader& loader, optim::Optimizer& optimizer, Device device,
+           const std::string& desc, Position& pos, const std::function<std::optional<Stop>(double loss)>& after_step) {
   net.train();
-  utils::AverageMeter loss_meter, acc_meter;
   utils::ProgressBar bar(loader.size(), desc);
+  if (pos.batch > 0) bar.update(pos.batch);
+  loader.set_epoch(pos.epoch, pos.batch);
   for (auto& batch : loader) {
     Tensor x = batch.data.to(device), y = batch.target.to(device);
     optimizer.zero_grad();
     Tensor logits = net.forward(x);
     Tensor loss = F::cross_entropy(logits, y);
+    const float loss_value = loss.item<float>();
+    if (!std::isfinite(loss_value))
+      throw Diverged{"the loss is " + std::to_string(loss_value) + " at step " + std::to_string(pos.step + 1) +
+                     " (epoch " + std::to_string(pos.epoch + 1) + ", batch " + std::to_string(pos.batch + 1) + ")"};
     loss.backward();
     optimizer.step();
     const int64_t n = x.size(0);
-    loss_meter.update(loss.item<float>(), n);
-    acc_meter.update(static_cast<double>(utils::count_correct(logits, y)) / n, n);
-    bar.update(1, {{"loss", loss_meter.avg()}, {"acc", acc_meter.avg()}});
+    pos.running.update(loss_value, static_cast<double>(utils::count_correct(logits, y)) / n, n);
+    ++pos.batch;
+    ++pos.step;
+    const EpochStats so_far = pos.running.stats();
+    bar.update(1, {{"loss", so_far.loss}, {"acc", so_far.acc}});
+    if (auto stop = after_step(loss_value)) {
+      bar.close();
+      return *stop;
+    }
   }
   bar.close();
-  return {loss_meter.avg(), acc_meter.avg()};
+  return Stop::kEpochDone;
 }
 
 /// Loss and accuracy on a data set; fills `confusion` when given.
@@ -258,6 +313,9 @@ struct TrainOptions {
   uint64_t seed = kSeed;
   int workers = 1;
   bool resume = false;
+  int64_t save_every = 0;  // steps; 0: only at the end of each epoch
+  int64_t max_steps = 0;   // stop (saving) after this many steps in total; 0: no limit
+  std::vector<std::string> command;  // argv, to print the command that resumes an interrupted run
 };
 
 std::unique_ptr<optim::Optimizer> make_optimizer(const Recipe& r, const std::vector<Tensor>& params) {
@@ -275,6 +333,75 @@ std::unique_ptr<optim::LRScheduler> make_scheduler(const Recipe& r, optim::Optim
   if (r.scheduler == "none") return std::make_unique<optim::LambdaLR>(opt, [](int64_t) { return 1.0; });
   EMBER_FAIL("unknown scheduler '", r.scheduler, "' (expected none or cosine)");
 }
+
+/// `s` quoted for a POSIX shell when it needs it.
+std::string shell_quote(const std::string& s) {
+  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=./:,@%") ==
+                        std::string::npos)
+    return s;
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+/// The command line that continues this run: the same arguments without --resume/--checkpoint,
+/// plus --resume (which reads <out>/last.safetensors, where the run just saved).
+std::string resume_command(const std::vector<std::string>& argv) {
+  std::string cmd;
+  for (size_t i = 0; i < argv.size(); ++i) {
+    const std::string& a = argv[i];
+    if (a == "--resume" || a.rfind("--checkpoint=", 0) == 0) continue;
+    if (a == "--checkpoint") {
+      ++i;
+      continue;
+    }
+    cmd += (cmd.empty() ? "" : " ") + shell_quote(a);
+  }
+  return cmd + " --resume";
+}
+
+/// Whether every parameter is finite (checked before a save, so a checkpoint never holds NaN).
+bool all_finite(const nn::Module& net) {
+  for (const Tensor& p : net.parameters())
+    for (float v : p.detach().to(kFloat32).to_vector<float>())
+      if (!std::isfinite(v)) return false;
+  return true;
+}
+
+/// The step log `<out>/steps.csv` (step, epoch, batch, loss, lr; the loss exactly, as %.9g of a
+/// float). On --resume, lines past the checkpoint's step (written before a crash) are dropped,
+/// so the file always reads as one uninterrupted run.
+class StepLog {
+ public:
+  StepLog(const fs::path& path, int64_t keep_through_step) : path_(path) {
+    std::vector<std::string> kept;
+    if (keep_through_step > 0 && fs::exists(path)) {
+      std::ifstream in(path);
+      std::string line;
+      std::getline(in, line);  // header
+      while (std::getline(in, line)) {
+        const int64_t step = std::atoll(line.c_str());
+        if (step >= 1 && step <= keep_through_step) kept.push_back(line);
+      }
+    }
+    out_.open(path, std::ios::trunc);
+    EMBER_CHECK(out_.good(), "cannot write '", path.string(), "'");
+    out_ << "step,epoch,batch,loss,lr\n";
+    for (const auto& l : kept) out_ << l << '\n';
+    out_.flush();
+  }
+  void append(const Position& pos, float loss, double lr) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "%lld,%lld,%lld,%.9g,%.9g\n", static_cast<long long>(pos.step),
+                  static_cast<long long>(pos.epoch + 1), static_cast<long long>(pos.batch), static_cast<double>(loss), lr);
+    out_ << buf;
+    out_.flush();  // what a crash leaves is complete up to the last step
+  }
+
+ private:
+  fs::path path_;
+  std::ofstream out_;
+};
 
 int run_train(const CommonOptions& common, TrainOptions t) {
   const Device device = setup(common);
@@ -319,50 +446,65 @@ int run_train(const CommonOptions& common, TrainOptions t) {
                                                                        .seed(t.seed));
   data::DataLoader test_loader(mnist_split(dir, false, false), data::DataLoaderOptions(kTestBatchSize).num_workers(t.workers));
 
-  int64_t start_epoch = 0;
+  Position pos;
   double best_acc = -1;
   fs::create_directories(out);
+  for (const fs::path& p : {last_path, best_path}) io::remove_stale_temporaries(p.string());  // left by a kill -9
   utils::MetricsLog log(out / "metrics");
   if (t.resume) {
     io::CheckpointInfo info = io::load_checkpoint(resume_path.string(), *net, *optimizer, *scheduler);
-    start_epoch = info.epoch;
+    pos.epoch = info.epoch;
+    pos.step = info.step;
     best_acc = meta.value("best_acc", -1.0);
+    // Mid-epoch checkpoints (--save-every, Ctrl-C) record the batch and the epoch's running sums;
+    // the sums as their bits, so the resumed epoch line is the uninterrupted run's to the digit.
+    if (meta.contains("position")) {
+      const auto& p = meta["position"];
+      pos.batch = p.at("batch").get<int64_t>();
+      pos.running.loss_sum = std::bit_cast<double>(p.at("loss_sum_bits").get<uint64_t>());
+      pos.running.acc_sum = std::bit_cast<double>(p.at("acc_sum_bits").get<uint64_t>());
+      pos.running.count = p.at("count").get<int64_t>();
+    }
+    EMBER_CHECK(pos.batch <= train_loader.size(), "--resume: '", resume_path.string(), "' stopped at batch ", pos.batch,
+                " of epoch ", pos.epoch + 1, " but the training set now has only ", train_loader.size(),
+                " batches per epoch (a different --data?)");
     if (fs::exists(out / "metrics.csv")) {
-      log = utils::MetricsLog::read_csv(out / "metrics.csv");
+      // Rows of epochs after the checkpoint's (a crash after the row was written, before the
+      // save) are dropped: they are about to be trained again.
+      utils::MetricsLog old = utils::MetricsLog::read_csv(out / "metrics.csv");
+      log = utils::MetricsLog();
+      for (const auto& row : old.rows()) {
+        auto e = std::find_if(row.begin(), row.end(), [](const auto& kv) { return kv.first == "epoch"; });
+        if (e == row.end() || e->second <= static_cast<double>(pos.epoch)) log.append(row);
+      }
       log.set_path(out / "metrics");
     }
-    std::cerr << "Resuming " << resume_path.string() << " after epoch " << start_epoch << "\n";
+    std::cerr << "Resuming " << resume_path.string() << " at epoch " << pos.epoch + 1 << ", batch " << pos.batch << "/"
+              << train_loader.size() << " (step " << pos.step << ")\n";
   }
+  StepLog step_log(out / "steps.csv", t.resume ? pos.step : 0);
   std::cerr << net->summary() << "Optimizer: " << r.optimizer << " lr " << r.lr
             << (r.optimizer == "sgd" ? " momentum " + fixed(r.momentum, 2) : std::string())
             << ", scheduler " << r.scheduler << (r.augment ? ", augmentation on" : "") << "; data: " << dir.string()
             << "; " << t.epochs << " epochs of " << train_loader.size() << " batches\n";
 
-  train_loader.set_epoch(start_epoch);
-  for (int64_t epoch = start_epoch; epoch < t.epochs; ++epoch) {
-    auto t0 = std::chrono::steady_clock::now();
-    EpochStats tr = train(*net, train_loader, *optimizer, device,
-                          "Epoch " + std::to_string(epoch + 1) + "/" + std::to_string(t.epochs));
-    const double train_seconds = seconds_since(t0);
-    EpochStats te = test(*net, test_loader, device);
-    scheduler->step();
-    std::cout << "Epoch: " << epoch + 1 << ", Train_acc:" << fixed(tr.acc) << ", Train_loss:" << fixed(tr.loss)
-              << ", Test_acc:" << fixed(te.acc) << ", Test_loss:" << fixed(te.loss) << std::endl;
-
-    log.append({{"epoch", static_cast<double>(epoch + 1)}, {"train_acc", tr.acc}, {"train_loss", tr.loss},
-                {"test_acc", te.acc}, {"test_loss", te.loss}, {"lr", optimizer->param_groups()[0].options().get_lr()},
-                {"epoch_seconds", train_seconds}});
-    utils::plot_training_curves(out / "curves.png", log.column("train_loss"), log.column("test_loss"),
-                                log.column("train_acc"), log.column("test_acc"));
-
-    const bool is_best = te.acc > best_acc;
-    if (is_best) best_acc = te.acc;
+  // Saves `pos` and everything else a resume needs. Refuses (Diverged) to write NaN weights
+  // over the last good checkpoint.
+  int64_t saved_step = -1;  // of last.safetensors, by this run
+  auto save = [&](const fs::path& path, double test_acc) {
+    if (!all_finite(*net))
+      throw Diverged{"the weights hold NaN or Inf after step " + std::to_string(pos.step)};
     meta = {{"model", t.model},
             {"batch_size", t.batch_size},
             {"seed", t.seed},
             {"epochs", t.epochs},
             {"best_acc", best_acc},
-            {"test_acc", te.acc},
+            {"test_acc", test_acc},
+            {"position",
+             {{"batch", pos.batch},
+              {"loss_sum_bits", std::bit_cast<uint64_t>(pos.running.loss_sum)},
+              {"acc_sum_bits", std::bit_cast<uint64_t>(pos.running.acc_sum)},
+              {"count", pos.running.count}}},
             {"recipe",
              {{"optimizer", r.optimizer},
               {"lr", r.lr},
@@ -370,12 +512,72 @@ int run_train(const CommonOptions& common, TrainOptions t) {
               {"weight_decay", r.weight_decay},
               {"scheduler", r.scheduler},
               {"augment", r.augment}}}};
-    io::CheckpointInfo info{epoch + 1, (epoch + 1) * train_loader.size(), meta.dump()};
-    io::save_checkpoint(last_path.string(), *net, *optimizer, *scheduler, info);
-    if (is_best) io::save_checkpoint(best_path.string(), *net, *optimizer, *scheduler, info);
+    io::CheckpointInfo info{pos.epoch, pos.step, meta.dump()};
+    try {
+      io::save_checkpoint(path.string(), *net, *optimizer, *scheduler, info);
+      if (path == last_path) saved_step = pos.step;
+    } catch (const Error& e) {
+      EMBER_FAIL("could not save the checkpoint (", fs::exists(path) ? "the previous '" + path.string() + "' is intact"
+                                                                   : "no earlier one exists",
+                 "): ", e.what());
+    }
+  };
+  double last_test_acc = meta.value("test_acc", 0.0);
+  auto stopped = [&](Stop why) {
+    std::cerr << (why == Stop::kMaxSteps ? "Stopped after step " + std::to_string(pos.step) + " (--max-steps)"
+                                         : std::string("Interrupted (") + (utils::interrupt_signal() == SIGTERM ? "SIGTERM" : "SIGINT") +
+                                               ") after step " + std::to_string(pos.step))
+              << ", epoch " << pos.epoch + 1 << " batch " << pos.batch << "/" << train_loader.size() << "; saved "
+              << last_path.string() << ". Resume with:\n  " << resume_command(t.command) << "\n";
+    return why == Stop::kMaxSteps ? 0 : utils::interrupt_exit_code();
+  };
+
+  utils::InterruptHandler interrupts;  // Ctrl-C: finish the step, save, exit 130
+  try {
+    auto after_step = [&](double loss) -> std::optional<Stop> {
+      step_log.append(pos, static_cast<float>(loss), optimizer->param_groups()[0].options().get_lr());
+      const bool stop = utils::interrupt_requested() || (t.max_steps > 0 && pos.step >= t.max_steps);
+      if (stop || (t.save_every > 0 && pos.step % t.save_every == 0)) save(last_path, last_test_acc);
+      if (utils::interrupt_requested()) return Stop::kInterrupted;
+      if (t.max_steps > 0 && pos.step >= t.max_steps) return Stop::kMaxSteps;
+      return std::nullopt;
+    };
+    while (pos.epoch < t.epochs) {
+      auto t0 = std::chrono::steady_clock::now();
+      const Stop why = train(*net, train_loader, *optimizer, device,
+                             "Epoch " + std::to_string(pos.epoch + 1) + "/" + std::to_string(t.epochs), pos, after_step);
+      if (why != Stop::kEpochDone) return stopped(why);
+      const double train_seconds = seconds_since(t0);
+      const EpochStats tr = pos.running.stats();
+      EpochStats te = test(*net, test_loader, device);
+      scheduler->step();
+      std::cout << "Epoch: " << pos.epoch + 1 << ", Train_acc:" << fixed(tr.acc) << ", Train_loss:" << fixed(tr.loss)
+                << ", Test_acc:" << fixed(te.acc) << ", Test_loss:" << fixed(te.loss) << std::endl;
+
+      log.append({{"epoch", static_cast<double>(pos.epoch + 1)}, {"train_acc", tr.acc}, {"train_loss", tr.loss},
+                  {"test_acc", te.acc}, {"test_loss", te.loss}, {"lr", optimizer->param_groups()[0].options().get_lr()},
+                  {"epoch_seconds", train_seconds}});
+      utils::plot_training_curves(out / "curves.png", log.column("train_loss"), log.column("test_loss"),
+                                  log.column("train_acc"), log.column("test_acc"));
+
+      const bool is_best = te.acc > best_acc;
+      if (is_best) best_acc = te.acc;
+      pos = {pos.epoch + 1, 0, pos.step, {}};
+      last_test_acc = te.acc;
+      save(last_path, te.acc);
+      if (is_best) save(best_path, te.acc);
+      if (utils::interrupt_requested() && pos.epoch < t.epochs) return stopped(Stop::kInterrupted);
+    }
+  } catch (const Diverged& d) {
+    std::cerr << "error: training diverged: " << d.what << "; stopped without saving. "
+              << (!fs::exists(last_path) ? std::string("No checkpoint was written. ")
+                                         : "The last good checkpoint is " + last_path.string() +
+                                               (saved_step >= 0 ? " (step " + std::to_string(saved_step) + "). " : ". "))
+              << "Try a lower --lr (this run: " << r.lr << ").\n";
+    return kExitDiverged;
   }
   std::cerr << "Best test accuracy " << fixed(best_acc) << "; wrote " << (out / "best.safetensors").string() << ", "
-            << (out / "last.safetensors").string() << ", metrics.csv, metrics.json, curves.png\n";
+            << (out / "last.safetensors").string() << ", metrics.csv, metrics.json, steps.csv, curves.png\n";
   return 0;
 }
 
@@ -564,7 +766,16 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1 << 20))
       ->capture_default_str();
   train_cmd->add_flag("--resume", t.resume,
-                      "Continue from --checkpoint (default <out>/last.safetensors): model, optimizer, scheduler, RNG, epoch");
+                      "Continue from --checkpoint (default <out>/last.safetensors) exactly where it stopped: model, "
+                      "optimizer, scheduler, RNG, epoch and batch");
+  train_cmd->add_option("--save-every", t.save_every,
+                        "Also save <out>/last.safetensors every N steps, not only at the end of each epoch (0: off)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40))
+      ->capture_default_str();
+  train_cmd->add_option("--max-steps", t.max_steps,
+                        "Stop after N optimizer steps in total, saving a checkpoint (--resume continues; 0: no limit)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40))
+      ->capture_default_str();
 
   CLI::App* eval_cmd = app.add_subcommand("eval", "Test accuracy, loss and confusion matrix (printed and confusion.png)");
   add_common(eval_cmd, common, true);
@@ -585,6 +796,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  t.command.assign(argv, argv + argc);
   try {
     if (*train_cmd) return run_train(common, t);
     if (*eval_cmd) return run_eval(common);
