@@ -358,3 +358,75 @@ TEST_CASE("image: a PNG chunk longer than the file is refused before stb allocat
   std::string cut = ok.substr(0, ok.size() - 14);  // into the IDAT chunk
   CHECK_THROWS_AS(io::decode_image(cut.data(), cut.size()), Error);
 }
+
+TEST_CASE("image: a side longer than 20,000 pixels is refused from the header") {
+  TempDir tmp;
+  io::write_png(tmp / "one.png", pattern(1, 1, 1));
+  std::string png = slurp(tmp / "one.png");
+  REQUIRE(png.substr(12, 4) == "IHDR");
+  auto set_be32 = [&](size_t at, uint32_t v) {
+    for (int i = 0; i < 4; ++i) png[at + i] = static_cast<char>((v >> (24 - 8 * i)) & 0xFF);
+  };
+  set_be32(16, 20001);  // a 20001 x 1 strip: few pixels, but a side beyond the limit
+  set_be32(20, 1);
+  CHECK_THROWS_WITH_AS(io::decode_image(png.data(), png.size(), 0, Background::Auto, "strip.png"),
+                       doctest::Contains("20000 pixels a side"), Error);
+}
+
+namespace {
+/// `jpeg` with an APP1 Exif segment (IFD0 holding only Orientation = o) inserted after SOI, in
+/// little- or big-endian TIFF byte order.
+std::string with_exif_orientation(const std::string& jpeg, int o, bool little_endian) {
+  std::string tiff = little_endian ? std::string("II\x2A\x00\x08\x00\x00\x00", 8) : std::string("MM\x00\x2A\x00\x00\x00\x08", 8);
+  auto u16 = [&](uint32_t v) {
+    return little_endian ? std::string{char(v & 0xFF), char(v >> 8)} : std::string{char(v >> 8), char(v & 0xFF)};
+  };
+  tiff += u16(1);                                                    // one entry
+  tiff += u16(0x0112) + u16(3) + (little_endian ? std::string("\x01\x00\x00\x00", 4) : std::string("\x00\x00\x00\x01", 4));
+  tiff += u16(static_cast<uint32_t>(o)) + std::string(2, '\0');     // SHORT value, left-justified
+  tiff += std::string(4, '\0');                                      // no next IFD
+  std::string payload = std::string("Exif\0\0", 6) + tiff;
+  const size_t len = payload.size() + 2;
+  std::string app1 = std::string("\xFF\xE1", 2) + char(len >> 8) + char(len & 0xFF) + payload;
+  return jpeg.substr(0, 2) + app1 + jpeg.substr(2);
+}
+}  // namespace
+
+TEST_CASE("image: JPEG EXIF orientation is applied (the photo comes out upright, as PIL's exif_transpose)") {
+  TempDir tmp;
+  // 32 x 16, red in the top-left quarter: where it lands tells the transform.
+  Image im = Image::filled(32, 16, 3, 0);
+  for (int y = 0; y < 8; ++y)
+    for (int x = 0; x < 16; ++x) im.at(x, y, 0) = 255;
+  io::write_jpg(tmp / "plain.jpg", im, 100);
+  const std::string jpeg = slurp(tmp / "plain.jpg");
+  // Size and red centroid after PIL 9.4's ImageOps.exif_transpose of the same picture.
+  struct Want {
+    int w, h;
+    double cx, cy;
+  };
+  const Want want[9] = {{}, {32, 16, 7.5, 3.5}, {32, 16, 23.5, 3.5}, {32, 16, 23.5, 11.5}, {32, 16, 7.5, 11.5},
+                        {16, 32, 3.5, 7.5}, {16, 32, 11.5, 7.5}, {16, 32, 11.5, 23.5}, {16, 32, 3.5, 23.5}};
+  for (int o = 1; o <= 8; ++o)
+    for (bool le : {true, false}) {
+      CAPTURE(o);
+      CAPTURE(le);
+      std::string f = with_exif_orientation(jpeg, o, le);
+      Image got = io::decode_image(f.data(), f.size(), 3);
+      REQUIRE(got.width == want[o].w);
+      REQUIRE(got.height == want[o].h);
+      double sx = 0, sy = 0, n = 0;
+      for (int y = 0; y < got.height; ++y)
+        for (int x = 0; x < got.width; ++x)
+          if (got.at(x, y, 0) > 128) sx += x, sy += y, n += 1;
+      REQUIRE(n > 0);
+      CHECK(sx / n == doctest::Approx(want[o].cx).epsilon(0.02));
+      CHECK(sy / n == doctest::Approx(want[o].cy).epsilon(0.02));
+    }
+  // Malformed EXIF (cut short, an orientation of 9, garbage) is ignored, never read out of bounds.
+  std::string bad = with_exif_orientation(jpeg, 9, true);
+  CHECK(io::decode_image(bad.data(), bad.size()).width == 32);
+  std::string cut = with_exif_orientation(jpeg, 6, true);
+  cut[5] = 10;  // APP1 length 10: the TIFF header no longer fits in the segment
+  CHECK_NOTHROW(io::decode_image(cut.data(), cut.size()));
+}

@@ -203,10 +203,82 @@ inline Image remove_alpha(const Image& img, Background bg = Background::Auto) {
 
 namespace detail {
 
-/// Largest image decode_image accepts, in pixels (2^28: 16384 x 16384). stb allocates the whole
-/// decoded image (and for some formats several copies) at once, so a 100-byte PNG header that
-/// announces 10^5 x 10^5 pixels must be refused from its header, before stb allocates anything.
-inline constexpr uint64_t kMaxImagePixels = uint64_t{1} << 28;
+/// Largest image decode_image accepts: 200 megapixels and 20,000 pixels a side (a 108 MP phone
+/// photo is 12,000 x 9,000). stb allocates the whole decoded image (and for some formats several
+/// copies) at once, so a 100-byte PNG header that announces 10^5 x 10^5 pixels must be refused
+/// from its header, before stb allocates anything.
+inline constexpr uint64_t kMaxImagePixels = 200'000'000;
+inline constexpr int kMaxImageSide = 20'000;
+
+/// The EXIF orientation (1-8; 1 = as stored) of a JPEG, from the Orientation tag (0x0112) of IFD0
+/// in its APP1 "Exif" segment; 1 when there is none or the data is malformed (every read is
+/// bounds-checked: the bytes are untrusted).
+inline int jpeg_exif_orientation(const uint8_t* p, size_t n) {
+  if (n < 4 || p[0] != 0xFF || p[1] != 0xD8) return 1;
+  size_t i = 2;
+  while (i + 4 <= n) {
+    if (p[i] != 0xFF) return 1;
+    const uint8_t marker = p[i + 1];
+    if (marker == 0xFF) {  // fill byte
+      ++i;
+      continue;
+    }
+    if (marker == 0xDA || marker == 0xD9) return 1;  // start of scan / end of image: no EXIF before it
+    const size_t len = (size_t{p[i + 2]} << 8) | p[i + 3];
+    if (len < 2 || i + 2 + len > n) return 1;
+    const uint8_t* seg = p + i + 4;
+    const size_t seglen = len - 2;
+    if (marker == 0xE1 && seglen >= 14 && std::memcmp(seg, "Exif\0\0", 6) == 0) {
+      const uint8_t* t = seg + 6;  // TIFF header
+      const size_t tn = seglen - 6;
+      const bool le = t[0] == 'I' && t[1] == 'I';
+      if (!le && !(t[0] == 'M' && t[1] == 'M')) return 1;
+      auto u16 = [&](size_t o) -> uint32_t { return le ? (t[o] | (t[o + 1] << 8)) : ((t[o] << 8) | t[o + 1]); };
+      auto u32 = [&](size_t o) -> uint64_t { return le ? (uint64_t{u16(o)} | (uint64_t{u16(o + 2)} << 16)) : ((uint64_t{u16(o)} << 16) | u16(o + 2)); };
+      if (u16(2) != 42) return 1;
+      const uint64_t ifd = u32(4);
+      if (ifd + 2 > tn) return 1;
+      const uint32_t count = u16(static_cast<size_t>(ifd));
+      for (uint32_t k = 0; k < count; ++k) {
+        const uint64_t e = ifd + 2 + uint64_t{k} * 12;
+        if (e + 12 > tn) return 1;
+        if (u16(static_cast<size_t>(e)) == 0x0112) {
+          const uint32_t v = u16(static_cast<size_t>(e) + 8);  // SHORT, left-justified in the value field
+          return v >= 1 && v <= 8 ? static_cast<int>(v) : 1;
+        }
+      }
+      return 1;
+    }
+    i += 2 + len;
+  }
+  return 1;
+}
+
+/// `img` as it should be displayed for EXIF orientation `o` (PIL's ImageOps.exif_transpose):
+/// 2 mirror, 3 rotate 180, 4 flip, 5 transpose, 6 rotate 90 clockwise, 7 transverse, 8 rotate 90
+/// counter-clockwise.
+inline Image apply_exif_orientation(const Image& img, int o) {
+  if (o <= 1 || o > 8) return img;
+  const int W = img.width, H = img.height, C = img.channels;
+  const bool swap = o >= 5;
+  Image out = Image::filled(swap ? H : W, swap ? W : H, C);
+  for (int y = 0; y < out.height; ++y)
+    for (int x = 0; x < out.width; ++x) {
+      int sx = x, sy = y;
+      switch (o) {
+        case 2: sx = W - 1 - x; break;
+        case 3: sx = W - 1 - x, sy = H - 1 - y; break;
+        case 4: sy = H - 1 - y; break;
+        case 5: sx = y, sy = x; break;
+        case 6: sx = y, sy = H - 1 - x; break;
+        case 7: sx = W - 1 - y, sy = H - 1 - x; break;
+        case 8: sx = W - 1 - y, sy = x; break;
+      }
+      std::memcpy(&out.data[(static_cast<size_t>(y) * out.width + x) * C], &img.data[(static_cast<size_t>(sy) * W + sx) * C],
+                  static_cast<size_t>(C));
+    }
+  return out;
+}
 
 /// Refuses JPEG Huffman tables with more than 256 codes. Debian's stb_image (2.27) sums the 16
 /// code counts of a DHT segment without a bound and writes that many entries into 257-byte tables:
@@ -291,9 +363,10 @@ inline size_t find_oversized_png_chunk(const uint8_t* p, size_t n) {
 }  // namespace detail
 
 /// Decodes an image file held in memory; `source` names it in errors. desired_channels 0 keeps
-/// the file's channels, 1–4 converts with convert_channels (and `bg` for alpha). Images above
-/// 2^28 pixels, or whose decoded size is above max_allocation_bytes(), are refused from their
-/// header, before any pixel memory is allocated.
+/// the file's channels, 1–4 converts with convert_channels (and `bg` for alpha). A JPEG's EXIF
+/// orientation is applied (the image comes out upright, as a photo viewer shows it). Images above
+/// 20,000 pixels a side or 200 megapixels, or whose decoded size is above max_allocation_bytes(),
+/// are refused from their header, before any pixel memory is allocated.
 inline Image decode_image(const void* bytes, size_t size, int desired_channels = 0,
                           Background bg = Background::Auto, const std::string& source = "<memory>") {
   EMBER_CHECK(desired_channels >= 0 && desired_channels <= 4, "read_image: desired_channels must be 0 to 4, got ",
@@ -315,10 +388,11 @@ inline Image decode_image(const void* bytes, size_t size, int desired_channels =
   int w = 0, h = 0, n = 0;
   if (stbi_info_from_memory(in, static_cast<int>(size), &w, &h, &n)) {
     const uint64_t pixels = static_cast<uint64_t>(w) * static_cast<uint64_t>(h);
-    EMBER_CHECK(pixels <= detail::kMaxImagePixels && pixels * 4 <= max_allocation_bytes(), "read_image: '", source,
-                "' announces ", w, "x", h, " pixels with ", n, " channel(s), above the limit of ",
-                detail::kMaxImagePixels, " pixels and ", format_bytes(max_allocation_bytes()),
-                " per image; refused before decoding");
+    EMBER_CHECK(w <= detail::kMaxImageSide && h <= detail::kMaxImageSide && pixels <= detail::kMaxImagePixels &&
+                    pixels * 4 <= max_allocation_bytes(),
+                "read_image: '", source, "' announces ", w, "x", h, " pixels with ", n, " channel(s), above the limit of ",
+                detail::kMaxImageSide, " pixels a side, ", detail::kMaxImagePixels / 1'000'000, " megapixels and ",
+                format_bytes(max_allocation_bytes()), " per image; refused before decoding");
   }
   w = h = n = 0;
   // Always decode the file's own channels: stb's conversions drop alpha without compositing.
@@ -331,6 +405,8 @@ inline Image decode_image(const void* bytes, size_t size, int desired_channels =
   }
   Image img{w, h, n, std::vector<uint8_t>(px, px + static_cast<size_t>(w) * static_cast<size_t>(h) * n)};
   stbi_image_free(px);
+  // Phone cameras store the sensor's rows and record how the phone was held: show it upright.
+  img = detail::apply_exif_orientation(img, detail::jpeg_exif_orientation(in, size));
   return desired_channels == 0 ? img : convert_channels(img, desired_channels, bg);
 }
 
