@@ -144,3 +144,38 @@ TEST_CASE("nn::BatchNorm1d/2d: state_dict keys, running stats, eval mode, repr")
   CHECK(bn->weight.grad().defined());
   CHECK(bn->bias.grad().defined());
 }
+
+TEST_CASE("batch_norm: the fused CPU kernels agree with the composed formulas in float64 (large offset)") {
+  using namespace ember;
+  manual_seed(12);
+  // |mean| / std = 2000: E[x^2] - E[x]^2 in float would lose every digit; the kernels sum in
+  // double around a per-channel shift.
+  Tensor x = add(mul(randn({8, 5, 7, 9}), Scalar(0.5)), Scalar(1000.0)).requires_grad_();
+  Tensor w = randn({5}).requires_grad_(), b = randn({5}).requires_grad_();
+  Tensor rm = zeros({5}), rv = ones({5});
+  Tensor y = batch_norm(x, rm, rv, w, b, true, 0.1, 1e-5);
+  Tensor g = randn(x.sizes());
+  y.backward(g);
+  // Reference: the composed formulas on float64 copies.
+  Tensor xd = x.detach().to(kFloat64).requires_grad_(), wd = w.detach().to(kFloat64).requires_grad_(),
+         bd = b.detach().to(kFloat64).requires_grad_();
+  Shape dims{0, 2, 3}, bshape{1, 5, 1, 1};
+  Tensor mean = ember::mean(xd, dims, true), xc = sub(xd, mean);
+  Tensor var = ember::mean(mul(xc, xc), dims, true);
+  Tensor yref = add(mul(mul(xc, rsqrt(add(var, Scalar(1e-5)))), wd.view(bshape)), bd.view(bshape));
+  yref.backward(g.to(kFloat64));
+  auto max_err = [](const Tensor& a, const Tensor& r) {
+    return ember::abs(sub(a.detach().to(kFloat64), r.detach())).max().item<double>();
+  };
+  // y is rounded to float (|y| up to ~5 here) and x itself holds float32 digits around 1000
+  // (ulp 6e-5, scaled by w * invstd ~ 4): errors of a few 1e-4 are float32's, a naive
+  // E[x^2] - E[x]^2 in float would be off by O(1).
+  CHECK(max_err(y, yref) < 5e-4);
+  CHECK(max_err(x.grad(), xd.grad()) < 2e-4);
+  CHECK(max_err(w.grad(), wd.grad()) < 1e-3);
+  CHECK(max_err(b.grad(), bd.grad()) < 1e-3);
+  // Running statistics: momentum 0.1 of the batch mean and the unbiased variance.
+  const double n = 8 * 7 * 9;
+  CHECK(max_err(rm, mul(mean.detach().reshape({5}), Scalar(0.1))) < 1e-3);
+  CHECK(max_err(rv, add(mul(var.detach().reshape({5}), Scalar(0.1 * n / (n - 1))), Scalar(0.9))) < 1e-5);
+}
