@@ -69,7 +69,9 @@ std::string st_bytes(const std::string& header, const std::string& data = "") {
 bool same_bits(const Tensor& a, const Tensor& b) {
   if (a.dtype() != b.dtype() || a.sizes() != b.sizes()) return false;
   Tensor x = a.detach().to(kCPU).contiguous(), y = b.detach().to(kCPU).contiguous();
-  return std::memcmp(x.raw_data(), y.raw_data(), static_cast<size_t>(x.numel()) * x.element_size()) == 0;
+  // An empty tensor may have no buffer at all: memcmp must not see its null pointer.
+  return x.numel() == 0 ||
+         std::memcmp(x.raw_data(), y.raw_data(), static_cast<size_t>(x.numel()) * x.element_size()) == 0;
 }
 
 /// Values for every dtype: a pattern with negatives, fractions and large magnitudes.

@@ -123,8 +123,10 @@ void max_pool_forward_cpu(const PoolParams& p, const T* x, T* y, int64_t* idx) {
   const int64_t H = p.h, W = p.w, OH = p.oh, OW = p.ow, ohw = OH * OW;
   const int64_t KH = p.kh, KW = p.kw, SH = p.stride[0], SW = p.stride[1];
   const int64_t PH = p.pad[0], PW = p.pad[1], DH = p.dil[0], DW = p.dil[1];
-  // The tutorials' MaxPool2d(2): 2x2 windows, stride 2, no padding, always inside the plane.
-  const bool k2s2 = KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0 && DH == 1 && DW == 1;
+  // The tutorials' MaxPool2d(2): 2x2 windows, stride 2, no padding, every window inside the plane
+  // (ceil_mode on an odd size adds a partial last window: that one takes the generic path).
+  const bool k2s2 = KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0 && DH == 1 && DW == 1 &&
+                    2 * OH <= H && 2 * OW <= W;
   // Any window shape; each window's rows and columns clipped once. NaN wins, as in PyTorch (a max
   // that hid a NaN would hide a diverged model).
   auto generic_row = [=](const T* xp, T* yr, int64_t* ir, int64_t oy) {

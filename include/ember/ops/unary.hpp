@@ -76,6 +76,18 @@ inline bool unary_is_float_function(UnaryOp op) {
 
 inline bool unary_is_predicate(UnaryOp op) { return op == UnaryOp::LogicalNot || op == UnaryOp::IsNan; }
 
+/// a * b wrapping around on overflow, as PyTorch's integer ops do: signed overflow is undefined
+/// in C++, so signed types multiply as unsigned.
+template <typename T>
+T wrapping_mul(T a, T b) {
+  if constexpr (std::is_integral_v<T> && std::is_signed_v<T>) {
+    using U = std::make_unsigned_t<T>;
+    return static_cast<T>(static_cast<U>(static_cast<U>(a) * static_cast<U>(b)));
+  } else {
+    return static_cast<T>(a * b);
+  }
+}
+
 /// Ops that work on integer types without changing them.
 template <typename T>
 void unary_cpu_integral(UnaryOp op, const Tensor& out, const Tensor& x, double alpha, double beta) {
@@ -87,7 +99,7 @@ void unary_cpu_integral(UnaryOp op, const Tensor& out, const Tensor& x, double a
       if constexpr (std::is_unsigned_v<T>) return run([](T v) { return v; });
       else return run([](T v) { return static_cast<T>(v < 0 ? -v : v); });
     case UnaryOp::Sign: return run([](T v) { return static_cast<T>((T(0) < v) - (v < T(0))); });
-    case UnaryOp::Square: return run([](T v) { return static_cast<T>(v * v); });
+    case UnaryOp::Square: return run([](T v) { return wrapping_mul(v, v); });
     case UnaryOp::Relu: return run([](T v) { return v < T(0) ? T(0) : v; });
     case UnaryOp::Clamp: return run([a, b](T v) { T r = v < a ? a : v; return r > b ? b : r; });
     case UnaryOp::ClampMin: return run([a](T v) { return v < a ? a : v; });
@@ -98,8 +110,8 @@ void unary_cpu_integral(UnaryOp op, const Tensor& out, const Tensor& x, double a
       return run([e](T v) {
         T r = 1, base = v;
         for (int64_t k = e; k > 0; k >>= 1) {
-          if (k & 1) r = static_cast<T>(r * base);
-          base = static_cast<T>(base * base);
+          if (k & 1) r = wrapping_mul(r, base);
+          base = wrapping_mul(base, base);
         }
         return r;
       });
