@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls exactly this; README's "run the whole test
+# suite" command). Works on a clean clone without a GPU.
+#   1. deps    install the missing Debian packages (scripts/install_deps.sh)
+#   2. build   Release build of tests (unity TUs at -O1), examples and bench, 2 jobs (build/)
+#   3. test    ctest -j2: one test per test file, plus the find_package consumer
+#   4. asan    the whole suite and mnist_cnn under ASan + UBSan (scripts/sanitize.sh asan, build-asan/)
+#   5. tsan    the threading tests under TSan (scripts/sanitize.sh tsan, build-tsan/)
+# Prints each stage's wall and CPU (user+sys) time, then a summary.
+#   bash scripts/test_all.sh            everything
+#   bash scripts/test_all.sh --quick    stages 1-3 only (no sanitizer builds)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+quick=0
+for arg in "$@"; do
+  case $arg in
+    --quick) quick=1 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "test_all.sh: unknown option '$arg' (expected --quick or --help)" >&2; exit 2 ;;
+  esac
+done
+
+# CPU seconds (user+sys) used so far by finished children of this shell, into $cpu. `times` must
+# run in this shell (a pipe or $(...) would fork and see no children), so it writes to a file.
+times_file=$(mktemp)
+trap 'rm -f "$times_file"' EXIT
+children_cpu() {
+  times >"$times_file"
+  cpu=$(tail -n 1 "$times_file" | awk '{ s = 0; for (i = 1; i <= 2; ++i) { split($i, p, "m"); s += p[1] * 60 + p[2] } printf "%.0f", s }')
+}
+
+summary=()
+all_start=$SECONDS
+stage() {
+  local name=$1
+  shift
+  local t0=$SECONDS c0
+  children_cpu
+  c0=$cpu
+  echo "== test_all: $name"
+  if ! "$@"; then
+    echo "== test_all: stage '$name' FAILED after $((SECONDS - t0)) s" >&2
+    exit 1
+  fi
+  local line
+  children_cpu
+  line=$(printf '%-6s %5d s wall %6d s CPU (user+sys)' "$name" $((SECONDS - t0)) $((cpu - c0)))
+  summary+=("$line")
+  echo "== test_all: $line"
+}
+
+deps() { bash scripts/install_deps.sh; }
+build() { cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j2; }
+unit() { ctest --test-dir build --output-on-failure -j2; }
+asan() { EMBER_SAN_JOBS=2 bash scripts/sanitize.sh asan; }
+tsan() { EMBER_SAN_JOBS=2 bash scripts/sanitize.sh tsan; }
+
+stage deps deps
+stage build build
+stage test unit
+if [[ $quick == 0 ]]; then
+  stage asan asan
+  stage tsan tsan
+fi
+
+echo "== test_all: passed in $((SECONDS - all_start)) s"
+printf '   %s\n' "${summary[@]}"
