@@ -430,3 +430,27 @@ TEST_CASE("image: JPEG EXIF orientation is applied (the photo comes out upright,
   cut[5] = 10;  // APP1 length 10: the TIFF header no longer fits in the segment
   CHECK_NOTHROW(io::decode_image(cut.data(), cut.size()));
 }
+
+TEST_CASE("image: empty IDAT chunks are dropped before stb sees them (stb 2.27 memcpy to null)") {
+  TempDir tmp;
+  Image im = pattern(7, 5, 3);
+  io::write_png(tmp / "p.png", im);
+  std::string png = slurp(tmp / "p.png");
+  const size_t idat = png.find("IDAT");
+  REQUIRE(idat != std::string::npos);
+  // A zero-length IDAT (length 0, type, CRC-32 of "IDAT") before the real one: a valid PNG.
+  const std::string empty("\x00\x00\x00\x00IDAT\x35\xAF\x06\x1E", 12);
+  std::string with_empty = png.substr(0, idat - 4) + empty + png.substr(idat - 4);
+  Image got = io::decode_image(with_empty.data(), with_empty.size());
+  CHECK(got.width == 7);
+  CHECK(got.data == im.data);
+  // tests/fuzz/regressions/fuzz_image/png_empty_first_idat_memcpy_null: a truncated stream behind
+  // an empty first IDAT is a clean error (or a decode), never undefined behaviour.
+  std::string fuzz = slurp(std::string(EMBER_SOURCE_DIR) + "/tests/fuzz/regressions/fuzz_image/png_empty_first_idat_memcpy_null");
+  REQUIRE(fuzz.size() > 1);
+  try {
+    (void)io::decode_image(fuzz.data() + 1, fuzz.size() - 1);
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()).find("read_image") != std::string::npos);
+  }
+}

@@ -360,6 +360,34 @@ inline size_t find_oversized_png_chunk(const uint8_t* p, size_t n) {
   return 0;
 }
 
+/// A PNG with its zero-length IDAT chunks removed, or empty when it has none. stb 2.27 copies each
+/// IDAT's data into a buffer it allocates on the first non-empty one: an empty first IDAT is a
+/// memcpy to a null pointer (undefined behaviour, found by tests/fuzz/fuzz_image). Dropping empty
+/// IDATs changes nothing else: a PNG's image data is the concatenation of its IDATs.
+inline std::vector<uint8_t> without_empty_png_idat(const uint8_t* p, size_t n) {
+  static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+  if (n < 8 || std::memcmp(p, sig, 8) != 0) return {};
+  bool found = false;
+  for (size_t i = 8; i + 12 <= n;) {
+    const uint64_t len = uint64_t{p[i]} << 24 | uint64_t{p[i + 1]} << 16 | uint64_t{p[i + 2]} << 8 | p[i + 3];
+    if (len == 0 && std::memcmp(p + i + 4, "IDAT", 4) == 0) found = true;
+    if (len > n - i - 12 || std::memcmp(p + i + 4, "IEND", 4) == 0) break;
+    i += 12 + static_cast<size_t>(len);
+  }
+  if (!found) return {};
+  std::vector<uint8_t> out(p, p + 8);
+  size_t i = 8;
+  for (; i + 12 <= n;) {
+    const uint64_t len = uint64_t{p[i]} << 24 | uint64_t{p[i + 1]} << 16 | uint64_t{p[i + 2]} << 8 | p[i + 3];
+    if (len > n - i - 12) break;
+    const bool empty_idat = len == 0 && std::memcmp(p + i + 4, "IDAT", 4) == 0;
+    if (!empty_idat) out.insert(out.end(), p + i, p + i + 12 + len);
+    i += 12 + static_cast<size_t>(len);
+  }
+  out.insert(out.end(), p + i, p + n);  // whatever follows (a cut chunk): stb reports it
+  return out;
+}
+
 }  // namespace detail
 
 /// Decodes an image file held in memory; `source` names it in errors. desired_channels 0 keeps
@@ -384,6 +412,11 @@ inline Image decode_image(const void* bytes, size_t size, int desired_channels =
   if (size_t at = detail::find_oversized_png_chunk(in, size)) {
     EMBER_FAIL("read_image: cannot decode '", source, "': corrupt or truncated PNG: the chunk at byte ", at,
                " is longer than the rest of the file");
+  }
+  const std::vector<uint8_t> repaired = detail::without_empty_png_idat(in, size);
+  if (!repaired.empty()) {
+    in = repaired.data();
+    size = repaired.size();
   }
   int w = 0, h = 0, n = 0;
   if (stbi_info_from_memory(in, static_cast<int>(size), &w, &h, &n)) {
