@@ -283,7 +283,7 @@ TEST_CASE("image: JPEG Huffman tables with more than 256 codes are refused (stb 
   const fs::path dir = fs::path(EMBER_SOURCE_DIR) / "tests/fuzz/regressions/fuzz_image";
   int seen = 0;
   for (const char* name : {"jpeg_dht_over_256_codes", "jpeg_dht_after_padding", "jpeg_dht_counts_past_eof",
-                           "jpeg_dht_after_bad_dqt"}) {
+                           "jpeg_dht_after_bad_dqt", "jpeg_dht_after_leading_fill_bytes"}) {
     std::string bytes = slurp((dir / name).string());
     REQUIRE_MESSAGE(bytes.size() > 1, "missing regression input ", name);
     ++seen;
@@ -294,7 +294,7 @@ TEST_CASE("image: JPEG Huffman tables with more than 256 codes are refused (stb 
       CHECK_MESSAGE(std::string(e.what()).find("Huffman table (DHT)") != std::string::npos, e.what());
     }
   }
-  CHECK(seen == 4);
+  CHECK(seen == 5);
   // A valid JPEG (whose DHT segments hold <= 256 codes each) still decodes.
   TempDir tmp;
   io::write_jpg(tmp / "ok.jpg", pattern(9, 7, 3), 80);

@@ -287,7 +287,11 @@ inline Image apply_exif_orientation(const Image& img, int o) {
 /// segments between progressive scans) every FF C4 up to EOI is checked, which covers whatever
 /// stb may take for a marker. Returns the offset of a bad table, or 0 when there is none.
 inline size_t find_bad_jpeg_dht(const uint8_t* p, size_t n) {
-  if (n < 4 || p[0] != 0xFF || p[1] != 0xD8) return 0;
+  // stb reads a marker as 0xFF, any number of 0xFF fill bytes, then the code: the SOI may come
+  // after padding (a variant found by fuzz_image that slipped past a check of bytes 0-1 only).
+  size_t soi = 0;
+  while (soi < n && p[soi] == 0xFF) ++soi;
+  if (n < 4 || soi == 0 || soi >= n || p[soi] != 0xD8) return 0;
   auto byte = [&](size_t j) { return j < n ? int{p[j]} : 0; };  // stb reads 0 past the end
   auto dht_bad = [&](size_t at) {  // at: the FF of FF C4
     long len = (long{byte(at + 2)} << 8 | byte(at + 3)) - 2;
@@ -303,7 +307,7 @@ inline size_t find_bad_jpeg_dht(const uint8_t* p, size_t n) {
     }
     return false;
   };
-  size_t i = 2;
+  size_t i = soi + 1;
   while (i + 4 <= n) {  // header segments: FF xx LEN LEN payload
     if (p[i] != 0xFF) { ++i; continue; }  // stb skips padding between segments byte by byte
     const uint8_t m = p[i + 1];
