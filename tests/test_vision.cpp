@@ -474,3 +474,41 @@ TEST_CASE("vision: synthetic 2000x1500 phone photo with pen strokes and a shadow
     CHECK(sco.strings_ok == 1);
   }
 }
+
+TEST_CASE("vision: segment_digits with a classifier: probabilities on each crop, the search splits by recognition") {
+  Rng rng(11);
+  // Two touching 0s, then a well separated 1 and 7.
+  v::GrayImage ink(420, 160);
+  vision_data::draw_digit(ink, 0, 40, 30, 50, 100, 5, rng, 0);
+  vision_data::draw_digit(ink, 0, 88, 30, 50, 100, 5, rng, 0);
+  vision_data::draw_digit(ink, 1, 220, 30, 40, 100, 5, rng, 0);
+  vision_data::draw_digit(ink, 7, 320, 30, 60, 100, 5, rng, 0);
+  auto img = vision_data::render(ink, Style::Clean, rng, 0.0);
+  // A stand-in network: sure of a "1" (whose aspect prior allows narrow pieces) when the framed ink is clearly taller than wide, unsure
+  // (uniform) of anything wider (two digits squeezed into one frame).
+  int calls = 0;
+  size_t seen = 0;
+  v::DigitClassifier net = [&](const std::vector<v::GrayImage>& crops) {
+    ++calls;
+    seen += crops.size();
+    std::vector<std::array<float, 10>> out(crops.size());
+    for (size_t i = 0; i < crops.size(); ++i) {
+      auto s = frame_stats(crops[i]);
+      out[i].fill(0.1f);
+      if (s.box.width() < 0.8 * s.box.height()) out[i].fill(0.f), out[i][1] = 1.f;
+    }
+    return out;
+  };
+  auto crops = v::segment_digits(img, {}, net);
+  CHECK(calls == 1);       // one batch per image
+  CHECK(seen > crops.size());  // candidate pieces were scored, not just the answer
+  REQUIRE(crops.size() == 4);
+  CHECK(crops[0].box.x1 < 95);  // the touching 0s come apart
+  CHECK(crops[1].box.x0 > 85);
+  for (const auto& c : crops) CHECK(c.probs[0] + c.probs[1] > 0.99f);  // the stand-in's answers travel with the crops
+  // Without a classifier the crops carry no probabilities.
+  for (const auto& c : v::segment_digits(img)) CHECK(c.probs[0] == 0.f);
+  // A classifier that answers for the wrong number of crops is an error, not a crash.
+  v::DigitClassifier bad = [](const std::vector<v::GrayImage>& c) { return std::vector<std::array<float, 10>>(c.size() + 1); };
+  CHECK_THROWS_WITH_AS(v::segment_digits(img, {}, bad), doctest::Contains("classifier returned"), ember::Error);
+}

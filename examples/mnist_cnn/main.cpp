@@ -12,6 +12,7 @@
 // Read it top to bottom like libtorch's cpp/mnist/mnist.cpp: the constants, the two networks,
 // train() and test(), then one function per subcommand and main().
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <chrono>
 #include <cmath>
@@ -676,18 +677,23 @@ int run_read(const CommonOptions& common, const std::vector<std::string>& images
       ++failures;
       continue;
     }
-    auto digits = vision::segment_digits(*gray);
+    // Recognition-driven splitting: the network scores every candidate cut of touching digits.
+    auto network = [&](const std::vector<vision::GrayImage>& crops) {
+      std::vector<std::array<float, 10>> out(crops.size());
+      if (crops.empty()) return out;
+      const std::vector<float> p = classify(*m.net, crops, device).contiguous().to_vector<float>();
+      for (size_t k = 0; k < crops.size(); ++k) std::copy_n(p.begin() + static_cast<std::ptrdiff_t>(10 * k), 10, out[k].begin());
+      return out;
+    };
+    auto digits = vision::segment_digits(*gray, {}, network);
     std::string text;
     std::vector<double> conf;
     std::vector<utils::Box> boxes;
     if (!digits.empty()) {
-      std::vector<vision::GrayImage> crops;
-      for (const auto& d : digits) crops.push_back(d.image);
-      Tensor p = classify(*m.net, crops, device);
-      Tensor best = argmax(p, 1);
       for (size_t k = 0; k < digits.size(); ++k) {
-        int64_t d = best.select(0, static_cast<int64_t>(k)).item<int64_t>();
-        double c = p.select(0, static_cast<int64_t>(k)).select(0, d).item<float>();
+        const auto& probs = digits[k].probs;
+        const int64_t d = std::max_element(probs.begin(), probs.end()) - probs.begin();
+        const double c = probs[static_cast<size_t>(d)];
         // A new text line starts a new word in the output.
         if (k > 0 && digits[k].line != digits[k - 1].line) text += ' ';
         text += static_cast<char>('0' + d);

@@ -23,7 +23,9 @@
 ///   for (auto& d : digits) { /* d.image: 28x28, white digit on black, [0,1]; d.box: where */ }
 /// ```
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <numeric>
 #include <vector>
@@ -57,13 +59,31 @@ struct SegmentOptions {
   double speck_ratio = 0.03;
   /// Marks lower than this fraction of the typical digit height are dropped (dirt, dots, dashes).
   double min_height_ratio = 0.35;
+  /// Recognition-driven splitting (segment_digits with a classifier), in log-probability units:
+  /// the cost of a cut per stroke width of ink it crosses ...
+  double cut_cost = 1.0;
+  /// ... and of each digit (two digits must explain a mark better than one by this much).
+  double digit_cost = 0.25;
+  /// Weight of the prior on each class's aspect ratio (a "4" twice as wide as tall is two digits).
+  double shape_weight = 1.0;
+  /// The search overrides the geometric rules' segmentation of a mark only when it scores this
+  /// much higher (log-probability units).
+  double override_margin = 1.0;
 };
+
+/// Probabilities of the digits 0-9 for each MNIST-framed 28 x 28 crop (white digit on black,
+/// values in [0, 1]): a trained network's softmax. segment_digits() passes every candidate piece
+/// of an image in one call, so a network can classify them as one batch.
+using DigitClassifier = std::function<std::vector<std::array<float, 10>>(const std::vector<GrayImage>&)>;
 
 /// One digit found in the image.
 struct DigitCrop {
   Box box;          ///< where, in the input image's pixel coordinates
   GrayImage image;  ///< 28 x 28, MNIST convention: white digit (1) on black (0)
   int line = 0;     ///< text line, 0 = top
+  /// The classifier's probabilities of 0-9 for `image` when segment_digits() was given one
+  /// (all zero otherwise).
+  std::array<float, 10> probs{};
 };
 
 /// Frames one digit as MNIST did: `digit` is the digit's ink (any size; only its set pixels
@@ -152,6 +172,11 @@ struct DigitGroup {
   // coordinates); empty for a whole group. Per row, so a cut can wind between overlapping digits.
   int cut_y0 = 0;
   std::vector<int> cut_lo, cut_hi;
+  // Chosen by the recognition-driven search: the piece's ink (box-sized), its framing and class
+  // probabilities. Empty for the geometric path, which derives them from labels and cuts.
+  Mask mask;
+  GrayImage frame;
+  std::array<float, 10> probs{};
   bool owns(int x, int y) const {
     if (cut_lo.empty()) return true;
     const int r = y - cut_y0;
@@ -197,10 +222,11 @@ inline Box tight_box(const Mask& m, int ox, int oy) {
 // row, within the middle 60 % of the columns: where two digits whose boxes overlap can be told
 // apart (no straight column passes between a 9's stem and the 8 it leans on, a winding path
 // does). `xs[y]` is the path's column in row y; returns the ink pixels it crosses.
-inline double least_ink_path(const Mask& m, std::vector<int>& xs) {
+// `lo`/`hi` bound the columns (clamped to [1, w - 1]); by default the middle 60 %.
+inline double least_ink_path(const Mask& m, std::vector<int>& xs, int lo = -1, int hi = -1) {
   const int w = m.width, h = m.height;
-  const int xl = std::max(1, static_cast<int>(std::lround(0.2 * w)));
-  const int xr = std::min(w - 1, static_cast<int>(std::lround(0.8 * w)));
+  const int xl = std::max(1, lo >= 0 ? lo : static_cast<int>(std::lround(0.2 * w)));
+  const int xr = std::min(w - 1, hi >= 0 ? hi : static_cast<int>(std::lround(0.8 * w)));
   xs.assign(static_cast<size_t>(h), w / 2);
   if (xr < xl || h == 0) return 1e30;
   const int n = xr - xl + 1;
@@ -308,12 +334,205 @@ inline std::vector<DigitGroup> split_group(const Labeling& lab, const DigitGroup
   }
   return {g};
 }
+
+// ---- recognition-driven splitting ---------------------------------------------------------------
+
+// Aspect ratio (ink box width / height) of MNIST's 60k training digits binarised at 0.5, per
+// class: log of the median and the spread of log(aspect) (interquartile range / 1.35).
+inline constexpr std::array<double, 10> kAspectMedian = {0.90, 0.40, 0.90, 0.80, 0.80, 0.90, 0.70, 0.75, 0.70, 0.65};
+inline constexpr std::array<double, 10> kAspectP25 = {0.80, 0.25, 0.80, 0.70, 0.65, 0.75, 0.60, 0.65, 0.60, 0.60};
+inline constexpr std::array<double, 10> kAspectP75 = {1.00, 0.55, 1.11, 0.90, 0.90, 1.11, 0.80, 0.85, 0.85, 0.75};
+
+// Log prior of a digit of class `c` having this aspect ratio, up to a constant: Gaussian in
+// log(aspect) near the median, linear beyond two spreads (the data's tails are heavy).
+inline double aspect_log_prior(int c, double aspect) {
+  const double sigma = (std::log(kAspectP75[c]) - std::log(kAspectP25[c])) / 1.35;
+  double z = (std::log(std::max(aspect, 1e-3)) - std::log(kAspectMedian[c])) / sigma;
+  if (z < 0) z *= 0.5;
+  z = std::abs(z);
+  return z <= 2 ? -0.5 * z * z : -(2 * z - 2);
+}
+
+// A top-to-bottom cut through a mark: in row y, columns < xs[y] are left of it (mark-local).
+struct Cut {
+  std::vector<int> xs;
+  double ink = 0;   // ink pixels the cut runs through
+  double mean = 0;  // mean column
+};
+
+inline Cut make_cut(const Mask& m, std::vector<int> xs) {
+  Cut c;
+  for (int y = 0; y < m.height; ++y) {
+    int& x = xs[static_cast<size_t>(y)];
+    x = std::clamp(x, 0, m.width);
+    if (x > 0 && x < m.width) c.ink += m(x, y);
+    c.mean += x;
+  }
+  c.mean /= std::max(1, m.height);
+  c.xs = std::move(xs);
+  return c;
+}
+
+// Candidate cuts through mark `m`: at the minima of the vertical projection, each straight, as
+// the least-ink winding path near it, and slanted (the gap between two slanted digits is slanted).
+// Sorted by mean column, the mark's left and right edges first and last.
+inline std::vector<Cut> candidate_cuts(const Mask& m, double W, double H, double sw, int max_positions) {
+  const int w = m.width, h = m.height;
+  std::vector<Cut> cuts;
+  cuts.push_back(make_cut(m, std::vector<int>(static_cast<size_t>(h), 0)));
+  std::vector<double> cost(static_cast<size_t>(w), 0.0);
+  for (int x = 0; x < w; ++x)
+    for (int y = 0; y < h; ++y) cost[x] += m(x, y) + (m(x, y) && (y == 0 || !m(x, y - 1))) * 2.0 * sw;
+  const int margin = std::max(1, static_cast<int>(std::lround(0.1 * H)));
+  std::vector<int> minima;
+  for (int x = margin; x <= w - margin; ++x)
+    if ((x == 0 || cost[x] <= cost[x - 1]) && (x + 1 >= w || cost[x] <= cost[x + 1])) minima.push_back(x);
+  std::stable_sort(minima.begin(), minima.end(), [&](int a, int b) { return cost[a] < cost[b]; });
+  std::vector<int> pos;
+  for (int x : minima) {
+    if (static_cast<int>(pos.size()) >= max_positions) break;
+    bool far = true;
+    for (int p : pos) far = far && std::abs(p - x) >= 0.12 * H;
+    if (far) pos.push_back(x);
+  }
+  std::vector<int> xs;
+  if (least_ink_path(m, xs) < 0.5 * sw) cuts.push_back(make_cut(m, xs));  // between overlapping boxes
+  for (int x : pos) {
+    cuts.push_back(make_cut(m, std::vector<int>(static_cast<size_t>(h), x)));
+    least_ink_path(m, xs, static_cast<int>(std::lround(x - 0.3 * W)), static_cast<int>(std::lround(x + 0.3 * W)));
+    cuts.push_back(make_cut(m, xs));
+    Cut best_slant;
+    best_slant.ink = 1e30;
+    for (double slope : {-0.35, -0.18, 0.18, 0.35}) {
+      for (int y = 0; y < h; ++y) xs[static_cast<size_t>(y)] = static_cast<int>(std::lround(x + slope * (y - 0.5 * h)));
+      Cut c = make_cut(m, xs);
+      if (c.ink < best_slant.ink) best_slant = std::move(c);
+    }
+    cuts.push_back(std::move(best_slant));
+  }
+  cuts.push_back(make_cut(m, std::vector<int>(static_cast<size_t>(h), w)));
+  std::sort(cuts.begin() + 1, cuts.end() - 1, [](const Cut& a, const Cut& b) { return a.mean < b.mean; });
+  cuts.erase(std::unique(cuts.begin(), cuts.end(), [](const Cut& a, const Cut& b) { return a.xs == b.xs; }), cuts.end());
+  return cuts;
+}
+
+// The ink of `m` between cuts a and b, as a mask the size of its bounding box (`box`, mark-local).
+// Small pieces of a neighbour that a cut sliced off are dropped. False when the cuts cross or
+// nothing is left.
+inline bool piece_between(const Mask& m, const Cut& a, const Cut& b, bool cut_a, bool cut_b, Mask& out, Box& box) {
+  const int w = m.width, h = m.height;
+  Mask pm(w, h);
+  for (int y = 0; y < h; ++y) {
+    const int lo = a.xs[static_cast<size_t>(y)], hi = b.xs[static_cast<size_t>(y)];
+    if (lo > hi) return false;
+    for (int x = lo; x < hi; ++x) pm(x, y) = m(x, y);
+  }
+  if (cut_a || cut_b) {
+    const Labeling lab = connected_components(pm, 8);
+    if (lab.components.size() > 1) {
+      long long big = 0;
+      for (const auto& c : lab.components) big = std::max(big, c.area);
+      std::vector<uint8_t> touches(lab.components.size(), 0);
+      for (int y = 0; y < h; ++y) {
+        const int lo = a.xs[static_cast<size_t>(y)], hi = b.xs[static_cast<size_t>(y)];
+        if (cut_a && lo < w && lab(lo, y) >= 0) touches[static_cast<size_t>(lab(lo, y))] = 1;
+        if (cut_b && hi > 0 && lab(hi - 1, y) >= 0) touches[static_cast<size_t>(lab(hi - 1, y))] = 1;
+      }
+      for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x) {
+          const int l = lab(x, y);
+          if (l >= 0 && touches[static_cast<size_t>(l)] && lab.components[static_cast<size_t>(l)].area * 8 < big) pm(x, y) = 0;
+        }
+    }
+  }
+  box = tight_box(pm, 0, 0);
+  if (box.empty()) return false;
+  out = Mask(box.width(), box.height());
+  for (int y = box.y0; y < box.y1; ++y)
+    for (int x = box.x0; x < box.x1; ++x) out(x - box.x0, y - box.y0) = pm(x, y);
+  return true;
+}
+
+// One mark's search space: candidate cuts and the pieces between pairs of them.
+struct MarkSearch {
+  const DigitGroup* group = nullptr;
+  std::vector<Cut> cuts;
+  struct Piece {
+    int a = 0, b = 0;  // cuts on the left and right
+    Box box;           // working-image coordinates
+    Mask mask;
+    size_t crop = 0;   // index into the batch sent to the classifier
+  };
+  std::vector<Piece> pieces;
+  // The geometric rules' segmentation (split_group), its crops and the ink its cuts go through.
+  std::vector<DigitGroup> geometric;
+  std::vector<size_t> geometric_crops;
+  double geometric_cut_ink = 0;
+};
+
+// A piece's score as one digit: its best class's log-probability plus that class's aspect prior,
+// minus the digit cost.
+inline double piece_score(const std::array<float, 10>& pr, const Box& box, const SegmentOptions& opt) {
+  const double aspect = static_cast<double>(box.width()) / std::max(1, box.height());
+  double score = -1e300;
+  for (int c = 0; c < 10; ++c)
+    score = std::max(score, std::log(std::max(pr[static_cast<size_t>(c)], 1e-6f)) + opt.shape_weight * aspect_log_prior(c, aspect));
+  return score - opt.digit_cost;
+}
+
+// Picks the segmentation of one mark that maximises the joint score: per digit, the best class's
+// log-probability plus its aspect prior, minus the digit cost; minus the cost of the ink cut
+// through. A dynamic programme over the cuts, left to right.
+inline std::vector<DigitGroup> best_segmentation(const MarkSearch& s, const std::vector<GrayImage>& frames,
+                                                 const std::vector<std::array<float, 10>>& probs, double sw,
+                                                 const SegmentOptions& opt, double& best_score) {
+  const int n = static_cast<int>(s.cuts.size());
+  std::vector<double> best(static_cast<size_t>(n), -1e300);
+  std::vector<int> from(static_cast<size_t>(n), -1);
+  best[0] = 0;
+  std::vector<std::vector<int>> into(static_cast<size_t>(n));  // pieces ending at each cut
+  for (size_t k = 0; k < s.pieces.size(); ++k) into[static_cast<size_t>(s.pieces[k].b)].push_back(static_cast<int>(k));
+  for (int j = 1; j < n; ++j)
+    for (int k : into[static_cast<size_t>(j)]) {
+      const auto& p = s.pieces[static_cast<size_t>(k)];
+      if (best[static_cast<size_t>(p.a)] <= -1e299) continue;
+      const auto& pr = probs[p.crop];
+      double score = piece_score(pr, p.box, opt);
+      if (p.a > 0) score -= opt.cut_cost * s.cuts[static_cast<size_t>(p.a)].ink / sw;
+      if (best[static_cast<size_t>(p.a)] + score > best[static_cast<size_t>(j)]) {
+        best[static_cast<size_t>(j)] = best[static_cast<size_t>(p.a)] + score;
+        from[static_cast<size_t>(j)] = k;
+      }
+    }
+  std::vector<DigitGroup> out;
+  for (int j = n - 1; j > 0 && from[static_cast<size_t>(j)] >= 0;) {
+    const auto& p = s.pieces[static_cast<size_t>(from[static_cast<size_t>(j)])];
+    DigitGroup g = *s.group;
+    g.box = p.box;
+    g.mask = p.mask;
+    g.frame = frames[p.crop];
+    g.probs = probs[p.crop];
+    out.push_back(std::move(g));
+    j = p.a;
+  }
+  std::reverse(out.begin(), out.end());
+  best_score = best[static_cast<size_t>(n - 1)];
+  return out;
+}
 }  // namespace detail
 
 /// Finds the digits in `image` (any size, either polarity) and returns them framed as MNIST
 /// digits, ordered line by line, left to right. An image without ink (blank, uniform, noise
 /// only, too small) gives an empty vector.
-inline std::vector<DigitCrop> segment_digits(const GrayImage& image, const SegmentOptions& opt = {}) {
+///
+/// With a `classify` callback, touching digits are split by recognition instead of geometric
+/// rules alone: each mark wide enough for two digits is cut at every plausible place (straight,
+/// winding and slanted cuts at projection minima), every piece is classified, and the
+/// segmentation that maximises the sum of the pieces' log-probabilities plus a per-class aspect
+/// prior, minus the ink cut through and a per-digit cost, is chosen; each crop then carries its
+/// `probs`. The callback keeps vision/ independent of nn/.
+inline std::vector<DigitCrop> segment_digits(const GrayImage& image, const SegmentOptions& opt = {},
+                                             const DigitClassifier& classify = {}) {
   EMBER_CHECK(image.data.size() == static_cast<size_t>(image.width) * static_cast<size_t>(image.height),
               "vision::segment_digits: image is ", image.width, "x", image.height, " but holds ", image.data.size(),
               " pixels");
@@ -336,7 +555,7 @@ inline std::vector<DigitCrop> segment_digits(const GrayImage& image, const Segme
   const long long min_area = std::max<long long>(4, static_cast<long long>(opt.speck_ratio * max_area));
   std::vector<detail::DigitGroup> groups;
   for (const auto& c : lab.components)
-    if (c.area >= min_area) groups.push_back({{c.label}, c.box, c.area, 0, {}, {}});
+    if (c.area >= min_area) groups.push_back({{c.label}, c.box, c.area, 0, {}, {}, {}, {}, {}});
   if (groups.empty()) return result;
   // Typical digit height: the median height of the substantial marks.
   auto typical_height = [&] {
@@ -393,13 +612,83 @@ inline std::vector<DigitCrop> segment_digits(const GrayImage& image, const Segme
   // narrow 1s, bounded to handwriting's usual aspect ratios (so a string whose digits all touch
   // still splits).
   std::vector<detail::DigitGroup> parts;
-  if (opt.split_touching) {
-    std::vector<double> ws;
-    for (const auto& g : groups)
-      if (g.box.height() >= 0.6 * H && g.box.width() >= 0.35 * g.box.height()) ws.push_back(g.box.width());
-    std::sort(ws.begin(), ws.end());
-    const double W = std::clamp(ws.empty() ? 0.7 * H : ws[(ws.size() - 1) / 2], 0.5 * H, 0.85 * H);
-    const double sw = std::max(1.0, stroke_width(bin.ink));
+  std::vector<double> ws;
+  for (const auto& g : groups)
+    if (g.box.height() >= 0.6 * H && g.box.width() >= 0.35 * g.box.height()) ws.push_back(g.box.width());
+  std::sort(ws.begin(), ws.end());
+  const double W = std::clamp(ws.empty() ? 0.7 * H : ws[(ws.size() - 1) / 2], 0.5 * H, 0.85 * H);
+  const double sw = std::max(1.0, stroke_width(bin.ink));
+  if (classify) {
+    // Recognition-driven: every mark wide enough to hold two digits is cut every plausible way,
+    // all pieces of the image go to the classifier in one batch, and per mark the segmentation
+    // with the best joint score wins (detail::best_segmentation).
+    std::vector<detail::MarkSearch> searches(groups.size());
+    std::vector<GrayImage> frames;
+    // (the geometric segmentation is framed and scored too, as the default to beat)
+    for (size_t i = 0; i < groups.size(); ++i) {
+      const auto& g = groups[i];
+      auto& s = searches[i];
+      s.group = &g;
+      const Mask m = detail::group_mask(lab, g, g.box);
+      const double w = g.box.width(), h = g.box.height();
+      if (opt.split_touching && w >= 0.7 * std::max(H, h)) {
+        s.cuts = detail::candidate_cuts(m, W, H, sw, w < 1.5 * W ? 4 : 8);
+      } else {
+        s.cuts.push_back(detail::make_cut(m, std::vector<int>(static_cast<size_t>(m.height), 0)));
+        s.cuts.push_back(detail::make_cut(m, std::vector<int>(static_cast<size_t>(m.height), m.width)));
+      }
+      s.geometric = opt.split_touching ? detail::split_group(lab, g, W, H, sw) : std::vector<detail::DigitGroup>{g};
+      for (size_t k = 0; k < s.geometric.size(); ++k) {
+        const auto& p = s.geometric[k];
+        Mask pm = detail::group_mask(lab, p, p.box);
+        for (int y = 0; y < pm.height; ++y)
+          for (int x = 0; x < pm.width; ++x)
+            if (!p.owns(p.box.x0 + x, p.box.y0 + y)) pm(x, y) = 0;
+        if (k > 0)
+          for (size_t r = 0; r < p.cut_lo.size(); ++r) {
+            const int x = p.cut_lo[r], y = p.cut_y0 + static_cast<int>(r);
+            if (x >= g.box.x0 && x < g.box.x1) s.geometric_cut_ink += m(x - g.box.x0, y - g.box.y0);
+          }
+        s.geometric_crops.push_back(frames.size());
+        frames.push_back(mnist_frame(pm, opt));
+      }
+      const int last = static_cast<int>(s.cuts.size()) - 1;
+      const double min_h = 0.6 * std::max(H, 0.8 * h);
+      for (int a = 0; a < last; ++a)
+        for (int b = a + 1; b <= last; ++b) {
+          const bool whole = a == 0 && b == last;
+          const double span = s.cuts[static_cast<size_t>(b)].mean - s.cuts[static_cast<size_t>(a)].mean;
+          if (!whole && (span > 2.0 * W || span < 0.1 * H)) continue;
+          detail::MarkSearch::Piece piece{a, b, {}, {}, 0};
+          if (!detail::piece_between(m, s.cuts[static_cast<size_t>(a)], s.cuts[static_cast<size_t>(b)], a > 0, b < last,
+                                     piece.mask, piece.box))
+            continue;
+          if (!whole && (piece.box.height() < min_h || piece.box.width() < 0.08 * H)) continue;
+          piece.box = {piece.box.x0 + g.box.x0, piece.box.y0 + g.box.y0, piece.box.x1 + g.box.x0, piece.box.y1 + g.box.y0};
+          piece.crop = frames.size();
+          frames.push_back(mnist_frame(piece.mask, opt));
+          s.pieces.push_back(std::move(piece));
+        }
+    }
+    const auto probs = classify(frames);
+    EMBER_CHECK(probs.size() == frames.size(), "vision::segment_digits: the classifier returned ", probs.size(),
+                " probability vectors for ", frames.size(), " crops");
+    for (auto& s : searches) {
+      double best_score = -1e300;
+      auto best = detail::best_segmentation(s, frames, probs, sw, opt, best_score);
+      double geo_score = -opt.cut_cost * s.geometric_cut_ink / sw;
+      for (size_t k = 0; k < s.geometric.size(); ++k) {
+        auto& p = s.geometric[k];
+        const size_t c = s.geometric_crops[k];
+        geo_score += detail::piece_score(probs[c], p.box, opt);
+        p.frame = frames[c];
+        p.probs = probs[c];
+        p.mask = Mask(1, 1, 1);  // marks it as framed and classified
+      }
+      if (best.empty() || best_score <= geo_score + opt.override_margin) best = std::move(s.geometric);
+      parts.insert(parts.end(), std::make_move_iterator(best.begin()), std::make_move_iterator(best.end()));
+    }
+  } else if (opt.split_touching) {
     for (auto& g : groups) {
       auto split = detail::split_group(lab, g, W, H, sw);
       parts.insert(parts.end(), split.begin(), split.end());
@@ -429,16 +718,21 @@ inline std::vector<DigitCrop> segment_digits(const GrayImage& image, const Segme
   // 7. Frame each digit.
   for (size_t i : order) {
     const auto& p = parts[i];
-    Mask m = detail::group_mask(lab, p, p.box);
-    for (int y = 0; y < m.height; ++y)
-      for (int x = 0; x < m.width; ++x)
-        if (!p.owns(p.box.x0 + x, p.box.y0 + y)) m(x, y) = 0;
     DigitCrop d;
     d.box = {std::clamp(static_cast<int>(std::floor(p.box.x0 * sx)), 0, image.width),
              std::clamp(static_cast<int>(std::floor(p.box.y0 * sy)), 0, image.height),
              std::clamp(static_cast<int>(std::ceil(p.box.x1 * sx)), 0, image.width),
              std::clamp(static_cast<int>(std::ceil(p.box.y1 * sy)), 0, image.height)};
-    d.image = mnist_frame(m, opt);
+    if (!p.mask.empty()) {  // chosen by the recognition-driven search: already framed and classified
+      d.image = p.frame;
+      d.probs = p.probs;
+    } else {
+      Mask m = detail::group_mask(lab, p, p.box);
+      for (int y = 0; y < m.height; ++y)
+        for (int x = 0; x < m.width; ++x)
+          if (!p.owns(p.box.x0 + x, p.box.y0 + y)) m(x, y) = 0;
+      d.image = mnist_frame(m, opt);
+    }
     d.line = line_of[i];
     result.push_back(std::move(d));
   }
