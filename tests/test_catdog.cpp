@@ -73,8 +73,11 @@ TEST_CASE("catdog_cnn: train, eval and predict on a tiny photo folder") {
   CHECK(r.out.find("Test_acc:") != std::string::npos);
   CHECK(std::filesystem::exists(d.path() / "run" / "confusion.png"));
 
-  r = ember_test::run_program(shell_quote(kBin) + " predict --out " + out + " " + shell_quote(d / "test/Cat/0.jpg"), err);
+  r = ember_test::run_program(shell_quote(kBin) + " predict --out " + out + " " + shell_quote(d / "test/Cat/0.jpg") +
+                                  " --explain " + shell_quote(d / "why.png"),
+                              err);
   REQUIRE(r.code == 0);
+  CHECK(io::read_image(d / "why.png").width == 150);  // the Grad-CAM overlay on the 150 x 150 crop
   CHECK((r.out.find(": cat 0.") != std::string::npos || r.out.find(": dog 0.") != std::string::npos ||
          r.out.find(": cat 1.") != std::string::npos || r.out.find(": dog 1.") != std::string::npos));
 

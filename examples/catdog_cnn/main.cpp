@@ -7,6 +7,7 @@
 //   catdog_cnn train --resume              # continue exactly where the last run stopped (Ctrl-C saves)
 //   catdog_cnn eval                        # accuracy, loss, confusion matrix, misclassified photos
 //   catdog_cnn predict my_cat.jpg          # "cat 0.97"
+//   catdog_cnn predict my_cat.jpg --explain why.png   # where the network looked (Grad-CAM)
 //
 // Read it top to bottom: the constants, the network, the data pipeline, train() and test(), then
 // one function per subcommand and main().
@@ -35,6 +36,7 @@
 #include "ember/data/data.hpp"
 #include "ember/io/io.hpp"
 #include "ember/nn/batchnorm.hpp"
+#include "ember/utils/grad_cam.hpp"
 #include "ember/utils/image_grid.hpp"
 #include "ember/utils/plot.hpp"
 #include "ember/utils/training.hpp"
@@ -510,20 +512,41 @@ int run_eval(const CommonOptions& common, bool augmented) {
 
 // ---- predict -----------------------------------------------------------------------------------
 
-int run_predict(const CommonOptions& common, const std::vector<std::string>& images) {
+/// `explain.png` for one photo, `explain_2.png`, ... when several are explained.
+fs::path numbered(const fs::path& p, size_t i, size_t n) {
+  if (n <= 1 || i == 0) return p;
+  fs::path q = p;
+  q.replace_filename(p.stem().string() + "_" + std::to_string(i + 1) + p.extension().string());
+  return q;
+}
+
+int run_predict(const CommonOptions& common, const std::vector<std::string>& images, const std::string& explain) {
   const Device device = setup(common);
   LoadedModel m = load_model(common, device);
   auto transform = test_transform(m.stats);
   int failures = 0;
-  NoGradGuard no_grad;
-  for (const auto& path : images) {
+  for (size_t i = 0; i < images.size(); ++i) {
+    const std::string& path = images[i];
     try {
-      Tensor x = transform(io::read_image(path, 3)).unsqueeze(0).to(device);
-      Tensor p = softmax(m.net->forward(x), 1).to(kCPU).select(0, 0);
+      io::Image photo = io::read_image(path, 3);
+      Tensor x = transform(photo).unsqueeze(0).to(device);
+      Tensor p;
+      {
+        NoGradGuard no_grad;
+        p = softmax(m.net->forward(x), 1).to(kCPU).select(0, 0);
+      }
       const int64_t k = argmax(p, 0).item<int64_t>();
       std::string name = m.classes[static_cast<size_t>(k)];
       std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
       std::cout << path << ": " << name << " " << fixed(p.select(0, k).item<float>(), 2) << "\n";
+      if (!explain.empty()) {
+        // Grad-CAM at the last conv block, drawn over the 150 x 150 crop the network saw.
+        utils::GradCam cam = utils::grad_cam(*m.net, x, "pool4", k);
+        io::Image seen = vision::center_crop(vision::resize(photo, kImageSize), kImageSize, kImageSize);
+        const fs::path png = numbered(explain, i, images.size());
+        io::write_png(png.string(), utils::overlay_heatmap(seen, cam));
+        std::cerr << "wrote " << png.string() << " (Grad-CAM of '" << name << "')\n";
+      }
     } catch (const Error& e) {
       std::cerr << "error: " << e.what() << "\n";
       ++failures;
@@ -573,6 +596,8 @@ int main(int argc, char** argv) {
   CLI::App* predict_cmd = app.add_subcommand("predict", "Cat or dog, with the probability, for each photo");
   add_common(predict_cmd, common, true);
   predict_cmd->add_option("images", images, "Photos (JPEG, PNG, BMP, ...)")->required();
+  std::string explain;
+  predict_cmd->add_option("--explain", explain, "PNG with the Grad-CAM heat map of the predicted class over the photo");
 
   try {
     app.parse(argc, argv);
@@ -583,7 +608,7 @@ int main(int argc, char** argv) {
     if (*stats_cmd) return run_stats(common);
     if (*train_cmd) return run_train(common, t);
     if (*eval_cmd) return run_eval(common, augmented);
-    if (*predict_cmd) return run_predict(common, images);
+    if (*predict_cmd) return run_predict(common, images, explain);
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;
