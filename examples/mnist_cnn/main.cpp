@@ -13,7 +13,6 @@
 // train() and test(), then one function per subcommand and main().
 #include <algorithm>
 #include <array>
-#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -40,6 +39,7 @@
 #include "ember/io/io.hpp"
 #include "ember/utils/image_grid.hpp"
 #include "ember/utils/plot.hpp"
+#include "ember/utils/training.hpp"
 #include "ember/utils/utils.hpp"
 #include "ember/vision/vision.hpp"
 
@@ -146,40 +146,12 @@ data::DatasetPtr mnist_split(const fs::path& dir, bool train, bool augment) {
 
 // ---- train() and test() ------------------------------------------------------------------------
 
-struct EpochStats {
-  double loss = 0;
-  double acc = 0;
-};
-
-/// The running sums of the epoch in progress (AverageMeter's arithmetic), saved in mid-epoch
-/// checkpoints so that the epoch line printed after a resume is the one an uninterrupted run prints.
-struct RunningStats {
-  double loss_sum = 0;  // sum of batch loss x batch size
-  double acc_sum = 0;   // sum of batch accuracy x batch size
-  int64_t count = 0;
-  void update(double loss, double acc, int64_t n) {
-    loss_sum += loss * static_cast<double>(n);
-    acc_sum += acc * static_cast<double>(n);
-    count += n;
-  }
-  EpochStats stats() const {
-    if (count == 0) return {};
-    return {loss_sum / static_cast<double>(count), acc_sum / static_cast<double>(count)};
-  }
-};
-
-/// Where training stands; everything here goes into every checkpoint.
-struct Position {
-  int64_t epoch = 0;  // epochs completed
-  int64_t batch = 0;  // batches done in epoch `epoch`
-  int64_t step = 0;   // optimizer steps since the start of training
-  RunningStats running;
-};
-
-/// Training produced NaN or Inf (in the loss, or in the weights about to be saved).
-struct Diverged {
-  std::string what;
-};
+// The epoch's running loss/accuracy, the training position, the step log and the divergence stop
+// are shared by every tutorial's `train`: ember/utils/training.hpp.
+using utils::Diverged;
+using utils::EpochStats;
+using utils::StepLog;
+using Position = utils::TrainPosition;
 
 /// Why train() returned.
 enum class Stop { kEpochDone, kInterrupted, kMaxSteps };
@@ -335,75 +307,6 @@ std::unique_ptr<optim::LRScheduler> make_scheduler(const Recipe& r, optim::Optim
   EMBER_FAIL("unknown scheduler '", r.scheduler, "' (expected none or cosine)");
 }
 
-/// `s` quoted for a POSIX shell when it needs it.
-std::string shell_quote(const std::string& s) {
-  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=./:,@%") ==
-                        std::string::npos)
-    return s;
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-/// The command line that continues this run: the same arguments without --resume/--checkpoint,
-/// plus --resume (which reads <out>/last.safetensors, where the run just saved).
-std::string resume_command(const std::vector<std::string>& argv) {
-  std::string cmd;
-  for (size_t i = 0; i < argv.size(); ++i) {
-    const std::string& a = argv[i];
-    if (a == "--resume" || a.rfind("--checkpoint=", 0) == 0) continue;
-    if (a == "--checkpoint") {
-      ++i;
-      continue;
-    }
-    cmd += (cmd.empty() ? "" : " ") + shell_quote(a);
-  }
-  return cmd + " --resume";
-}
-
-/// Whether every parameter is finite (checked before a save, so a checkpoint never holds NaN).
-bool all_finite(const nn::Module& net) {
-  for (const Tensor& p : net.parameters())
-    for (float v : p.detach().to(kFloat32).to_vector<float>())
-      if (!std::isfinite(v)) return false;
-  return true;
-}
-
-/// The step log `<out>/steps.csv` (step, epoch, batch, loss, lr; the loss exactly, as %.9g of a
-/// float). On --resume, lines past the checkpoint's step (written before a crash) are dropped,
-/// so the file always reads as one uninterrupted run.
-class StepLog {
- public:
-  StepLog(const fs::path& path, int64_t keep_through_step) : path_(path) {
-    std::vector<std::string> kept;
-    if (keep_through_step > 0 && fs::exists(path)) {
-      std::ifstream in(path);
-      std::string line;
-      std::getline(in, line);  // header
-      while (std::getline(in, line)) {
-        const int64_t step = std::atoll(line.c_str());
-        if (step >= 1 && step <= keep_through_step) kept.push_back(line);
-      }
-    }
-    out_.open(path, std::ios::trunc);
-    EMBER_CHECK(out_.good(), "cannot write '", path.string(), "'");
-    out_ << "step,epoch,batch,loss,lr\n";
-    for (const auto& l : kept) out_ << l << '\n';
-    out_.flush();
-  }
-  void append(const Position& pos, float loss, double lr) {
-    char buf[160];
-    std::snprintf(buf, sizeof buf, "%lld,%lld,%lld,%.9g,%.9g\n", static_cast<long long>(pos.step),
-                  static_cast<long long>(pos.epoch + 1), static_cast<long long>(pos.batch), static_cast<double>(loss), lr);
-    out_ << buf;
-    out_.flush();  // what a crash leaves is complete up to the last step
-  }
-
- private:
-  fs::path path_;
-  std::ofstream out_;
-};
-
 int run_train(const CommonOptions& common, TrainOptions t) {
   const Device device = setup(common);
   const fs::path out = common.out;
@@ -457,15 +360,8 @@ int run_train(const CommonOptions& common, TrainOptions t) {
     pos.epoch = info.epoch;
     pos.step = info.step;
     best_acc = meta.value("best_acc", -1.0);
-    // Mid-epoch checkpoints (--save-every, Ctrl-C) record the batch and the epoch's running sums;
-    // the sums as their bits, so the resumed epoch line is the uninterrupted run's to the digit.
-    if (meta.contains("position")) {
-      const auto& p = meta["position"];
-      pos.batch = p.at("batch").get<int64_t>();
-      pos.running.loss_sum = std::bit_cast<double>(p.at("loss_sum_bits").get<uint64_t>());
-      pos.running.acc_sum = std::bit_cast<double>(p.at("acc_sum_bits").get<uint64_t>());
-      pos.running.count = p.at("count").get<int64_t>();
-    }
+    // Mid-epoch checkpoints (--save-every, Ctrl-C) record the batch and the epoch's running sums.
+    utils::read_position(meta, pos);
     EMBER_CHECK(pos.batch <= train_loader.size(), "--resume: '", resume_path.string(), "' stopped at batch ", pos.batch,
                 " of epoch ", pos.epoch + 1, " but the training set now has only ", train_loader.size(),
                 " batches per epoch (a different --data?)");
@@ -493,7 +389,7 @@ int run_train(const CommonOptions& common, TrainOptions t) {
   // over the last good checkpoint.
   int64_t saved_step = -1;  // of last.safetensors, by this run
   auto save = [&](const fs::path& path, double test_acc) {
-    if (!all_finite(*net))
+    if (!utils::all_finite(*net))
       throw Diverged{"the weights hold NaN or Inf after step " + std::to_string(pos.step)};
     meta = {{"model", t.model},
             {"batch_size", t.batch_size},
@@ -501,11 +397,7 @@ int run_train(const CommonOptions& common, TrainOptions t) {
             {"epochs", t.epochs},
             {"best_acc", best_acc},
             {"test_acc", test_acc},
-            {"position",
-             {{"batch", pos.batch},
-              {"loss_sum_bits", std::bit_cast<uint64_t>(pos.running.loss_sum)},
-              {"acc_sum_bits", std::bit_cast<uint64_t>(pos.running.acc_sum)},
-              {"count", pos.running.count}}},
+            {"position", utils::position_json(pos)},
             {"recipe",
              {{"optimizer", r.optimizer},
               {"lr", r.lr},
@@ -529,7 +421,7 @@ int run_train(const CommonOptions& common, TrainOptions t) {
                                          : std::string("Interrupted (") + (utils::interrupt_signal() == SIGTERM ? "SIGTERM" : "SIGINT") +
                                                ") after step " + std::to_string(pos.step))
               << ", epoch " << pos.epoch + 1 << " batch " << pos.batch << "/" << train_loader.size() << "; saved "
-              << last_path.string() << ". Resume with:\n  " << resume_command(t.command) << "\n";
+              << last_path.string() << ". Resume with:\n  " << utils::resume_command(t.command) << "\n";
     return why == Stop::kMaxSteps ? 0 : utils::interrupt_exit_code();
   };
 
@@ -665,7 +557,8 @@ fs::path numbered(const fs::path& p, size_t i, size_t n) {
   return q;
 }
 
-int run_read(const CommonOptions& common, const std::vector<std::string>& images, const std::string& debug_out) {
+int run_read(const CommonOptions& common, const std::vector<std::string>& images, const std::string& debug_out,
+             bool recognize_splits) {
   const Device device = setup(common);
   LoadedModel m = load_model(common, device);
   int failures = 0;
@@ -677,7 +570,7 @@ int run_read(const CommonOptions& common, const std::vector<std::string>& images
       ++failures;
       continue;
     }
-    // Recognition-driven splitting: the network scores every candidate cut of touching digits.
+    // The network's probabilities for a batch of framed crops.
     auto network = [&](const std::vector<vision::GrayImage>& crops) {
       std::vector<std::array<float, 10>> out(crops.size());
       if (crops.empty()) return out;
@@ -685,7 +578,16 @@ int run_read(const CommonOptions& common, const std::vector<std::string>& images
       for (size_t k = 0; k < crops.size(); ++k) std::copy_n(p.begin() + static_cast<std::ptrdiff_t>(10 * k), 10, out[k].begin());
       return out;
     };
-    auto digits = vision::segment_digits(*gray, {}, network);
+    // --recognize-splits: the network also scores candidate cuts of touching digits. Off by
+    // default: on the composed set it gains +0.4 % digits at 5-15x the time, and a weak network
+    // can merge digits it cannot read (README.md, "Reading").
+    auto digits = recognize_splits ? vision::segment_digits(*gray, {}, network) : vision::segment_digits(*gray);
+    if (!recognize_splits && !digits.empty()) {
+      std::vector<vision::GrayImage> crops;
+      for (const auto& d : digits) crops.push_back(d.image);
+      const auto probs = network(crops);
+      for (size_t k = 0; k < digits.size(); ++k) digits[k].probs = probs[k];
+    }
     std::string text;
     std::vector<double> conf;
     std::vector<utils::Box> boxes;
@@ -796,6 +698,9 @@ int main(int argc, char** argv) {
   add_common(read_cmd, common, true);
   read_cmd->add_option("images", images, "Image files (PNG, JPEG, BMP, GIF, TGA, PNM, ...)")->required();
   read_cmd->add_option("--debug-out", debug_out, "PNG with the detected boxes and predictions drawn on the image");
+  bool recognize_splits = false;
+  read_cmd->add_flag("--recognize-splits", recognize_splits,
+                     "Let the network choose between candidate cuts of touching digits (slower; see README)");
 
   try {
     app.parse(argc, argv);
@@ -807,7 +712,7 @@ int main(int argc, char** argv) {
     if (*train_cmd) return run_train(common, t);
     if (*eval_cmd) return run_eval(common);
     if (*predict_cmd) return run_predict(common, images);
-    if (*read_cmd) return run_read(common, images, debug_out);
+    if (*read_cmd) return run_read(common, images, debug_out, recognize_splits);
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;
