@@ -52,17 +52,18 @@ TEST_CASE("catdog_cnn: train, eval and predict on a tiny photo folder") {
     return;
   }
   ember_test::ScratchDir d("catdog");
-  make_photos(d, 8);
+  // Small on purpose: CI also runs this under ASan at -O0, where one 150 x 150 training step of
+  // this network takes seconds.
+  make_photos(d, 4);
   const std::string data = shell_quote(d.path().string()), out = shell_quote((d.path() / "run").string());
   const std::string err = d / "stderr.txt";
   auto r = ember_test::run_program(shell_quote(kBin) + " train --data " + data + " --out " + out +
-                                       " --epochs 2 --batch-size 8 --lr 1e-3 --threads 2 --workers 1 --cache 0",
+                                       " --epochs 1 --batch-size 4 --lr 1e-3 --threads 2 --workers 1 --cache 0",
                                    err);
   INFO(r.err);
   REQUIRE(r.code == 0);
   // The original notebook's per-epoch line, on stdout.
   CHECK(r.out.find("Epoch: 1, Train_acc:") != std::string::npos);
-  CHECK(r.out.find("Epoch: 2, Train_acc:") != std::string::npos);
   CHECK(r.out.find(", Test_loss:") != std::string::npos);
   for (const char* f : {"best.safetensors", "last.safetensors", "metrics.csv", "steps.csv", "curves.png"})
     CHECK_MESSAGE(std::filesystem::exists(d.path() / "run" / f), f);
