@@ -201,7 +201,7 @@ done
 
 # ---- GPU figures (bench_cuda, bench_cuda_mnist and the PyTorch peers) when a CUDA GPU is present ------
 DATE=$(date +%Y-%m-%d)
-PREFIX="$OUT_DIR/$MACHINE-$DATE$([ $QUICK = 1 ] && echo -quick)"
+PREFIX="$OUT_DIR/$MACHINE-$DATE$([ $QUICK = 1 ] && echo -quick || true)"
 GPU_NOTE="no CUDA GPU on this machine: GPU rows skipped"
 if [ -z "${SKIP_GPU:-}" ] && nvidia-smi -L >/dev/null 2>&1; then
   if [ -x "$BUILD/bench/ember_bench_cuda_mnist" ]; then
