@@ -189,3 +189,23 @@ TEST_CASE("nn pooling modules: forward, repr, no state") {
   CHECK(gap.forward(ember::randn({2, 5, 7, 3})).sizes() == ember::Shape{2, 5, 1, 1});
   CHECK(nn::AdaptiveAvgPool2d({2, 3}).repr() == "AdaptiveAvgPool2d(output_size=(2, 3))");
 }
+
+TEST_CASE("max_pool2d: ceil_mode on odd sizes keeps the partial last window inside the input (ASan found reads past it)") {
+  // 5x5 ramp, 2x2 windows, stride 2, ceil_mode: the last row/column of windows holds one input
+  // row/column. Values are the flat positions, so each maximum is its window's bottom-right element.
+  ember::Tensor x = ember::arange(0, 25, 1, ember::TensorOptions(ember::kFloat32)).view({1, 1, 5, 5});
+  ember::Tensor y = ember::max_pool2d(x, 2, 2, 0, 1, /*ceil_mode=*/true);
+  REQUIRE(y.sizes() == ember::Shape{1, 1, 3, 3});
+  CHECK(y.to_vector<float>() == std::vector<float>{6, 8, 9, 16, 18, 19, 21, 23, 24});
+  // Two planes and a batch: every plane's partial windows read only its own rows.
+  ember::Tensor x2 = ember::arange(0, 2 * 3 * 7 * 7, 1, ember::TensorOptions(ember::kFloat32)).view({2, 3, 7, 7});
+  ember::Tensor y2 = ember::max_pool2d(x2, 2, 2, 0, 1, true);
+  REQUIRE(y2.sizes() == ember::Shape{2, 3, 4, 4});
+  auto v = y2.to_vector<float>();
+  for (int p = 0; p < 6; ++p)
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 4; ++j) {
+        const int r = std::min(2 * i + 1, 6), c = std::min(2 * j + 1, 6);
+        CHECK(v[static_cast<size_t>(p * 16 + i * 4 + j)] == static_cast<float>(p * 49 + r * 7 + c));
+      }
+}
