@@ -494,16 +494,19 @@ int run_eval(const CommonOptions& common, bool augmented) {
   if (!wrong.empty()) {
     // The misclassified photos as the network saw them (centre crops), with its guess.
     const size_t n = std::min<size_t>(wrong.size(), 32);
-    auto plain = folder(data_dir(common) / "test", T::ToTensor(T::Compose({T::Resize(kImageSize), T::CenterCrop(kImageSize)})), 0);
+    // The decoded photos come from the test set itself (its cache, no second folder scan).
+    T::ToTensor plain(T::Compose({T::Resize(kImageSize), T::CenterCrop(kImageSize)}));
     tensor_list images;
     utils::GridOptions go;
     for (size_t i = 0; i < n; ++i) {
       const auto& [index, p] = wrong[i];
-      images.push_back(plain->get(index).data);
+      auto photo = test_set->load(index);
+      if (!photo) continue;  // skipped as unreadable (reported below)
+      images.push_back(plain(*photo));
       const int64_t guess = argmax(p, 0).item<int64_t>();
       go.labels.push_back(m.classes[static_cast<size_t>(guess)] + " " + fixed(p.select(0, guess).item<float>(), 2));
     }
-    utils::save_image_grid(out / "misclassified.png", stack(images, 0), go);
+    if (!images.empty()) utils::save_image_grid(out / "misclassified.png", stack(images, 0), go);
   }
   report_skipped(*test_set);
   std::cerr << "wrote " << (out / "confusion.png").string() << (wrong.empty() ? "" : " and misclassified.png") << "\n";
