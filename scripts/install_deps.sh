@@ -11,9 +11,9 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config libeigen3-dev doctest-dev libstb-dev zlib1g-dev
-  libcli11-dev nlohmann-json3-dev libopencc-dev libcairo2-dev
+  libcli11-dev nlohmann-json3-dev libopencc-dev opencc python3-jieba libcairo2-dev
 )
-peer_packages=(libtorch-dev python3-torch libopenblas0-pthread)
+peer_packages=(libtorch-dev python3-torch python3-gensim python3-sklearn libopenblas0-pthread)
 
 dry_run=0
 for arg in "$@"; do
