@@ -44,6 +44,22 @@ void make_photos(const ember_test::ScratchDir& d, int n) {
       }
 }
 
+/// The awkward files real photo folders hold, added to the training set: other formats that must
+/// be used (tests/golden/photo_formats: CMYK, progressive, grey, 16-bit, palette; a 1 x 1 photo)
+/// and unreadable ones that must be skipped with their reason.
+void add_awkward_files(const ember_test::ScratchDir& d) {
+  namespace fs = std::filesystem;
+  const fs::path formats = fs::path(EMBER_SOURCE_DIR) / "tests/golden/photo_formats";
+  for (const char* f : {"cmyk.jpg", "progressive.jpg", "grey16.png"}) fs::copy_file(formats / f, d.path() / "train/Cat" / f);
+  for (const char* f : {"grey.jpg", "rgb16.png", "palette.png"}) fs::copy_file(formats / f, d.path() / "train/Dog" / f);
+  io::write_png(d / "train/Dog/one_pixel.png", io::Image::filled(1, 1, 3, 200));
+  std::ofstream(d / "train/Dog/empty.jpg").close();
+  std::ofstream(d / "train/Dog/notes.jpg") << "not a photo\n";
+  std::ifstream in(d / "train/Dog/0.jpg", std::ios::binary);
+  const std::string jpg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::ofstream(d / "train/Dog/truncated.jpg", std::ios::binary) << jpg.substr(0, jpg.size() / 3);
+}
+
 }  // namespace
 
 TEST_CASE("catdog_cnn: train, eval and predict on a tiny photo folder") {
@@ -55,6 +71,7 @@ TEST_CASE("catdog_cnn: train, eval and predict on a tiny photo folder") {
   // Small on purpose: CI also runs this under ASan at -O0, where one 150 x 150 training step of
   // this network takes seconds.
   make_photos(d, 4);
+  add_awkward_files(d);
   const std::string data = shell_quote(d.path().string()), out = shell_quote((d.path() / "run").string());
   const std::string err = d / "stderr.txt";
   auto r = ember_test::run_program(shell_quote(kBin) + " train --data " + data + " --out " + out +
@@ -67,6 +84,13 @@ TEST_CASE("catdog_cnn: train, eval and predict on a tiny photo folder") {
   CHECK(r.out.find(", Test_loss:") != std::string::npos);
   for (const char* f : {"best.safetensors", "last.safetensors", "metrics.csv", "steps.csv", "curves.png"})
     CHECK_MESSAGE(std::filesystem::exists(d.path() / "run" / f), f);
+  // The unreadable files are listed at the end with their reasons; the other formats were used.
+  CHECK(r.err.find("3 file(s) skipped") != std::string::npos);
+  CHECK(r.err.find("empty.jpg: empty file") != std::string::npos);
+  CHECK(r.err.find("notes.jpg: not a readable image") != std::string::npos);
+  CHECK(r.err.find("truncated.jpg: read_image: cannot decode") != std::string::npos);
+  for (const char* used : {"cmyk.jpg", "progressive.jpg", "grey16.png", "grey.jpg", "rgb16.png", "palette.png", "one_pixel"})
+    CHECK_MESSAGE(r.err.find(std::string(used) + ":") == std::string::npos, used);
 
   r = ember_test::run_program(shell_quote(kBin) + " eval --data " + data + " --out " + out, err);
   INFO(r.err);
@@ -94,6 +118,22 @@ TEST_CASE("catdog_cnn: train, eval and predict on a tiny photo folder") {
   CHECK(r.code == 1);
   CHECK(r.err.find("notes.jpg") != std::string::npos);
   CHECK(r.out.find("ok.png: ") != std::string::npos);  // the good photo is still answered
+
+  // Every awkward format is answered; every unreadable file is a named error (exit 1).
+  std::string args;
+  for (const char* f : {"cmyk.jpg", "progressive.jpg", "grey16.png", "grey.jpg", "rgb16.png", "palette.png", "one_pixel.png"})
+    args += " " + shell_quote(std::string(f) == "one_pixel.png" ? d / "train/Dog/one_pixel.png"
+                                                                : std::string(EMBER_SOURCE_DIR) + "/tests/golden/photo_formats/" + f);
+  r = ember_test::run_program(shell_quote(kBin) + " predict --out " + out + args, err);
+  INFO(r.err);
+  CHECK(r.code == 0);
+  for (const char* f : {"cmyk.jpg: ", "progressive.jpg: ", "grey16.png: ", "grey.jpg: ", "rgb16.png: ", "palette.png: ", "one_pixel.png: "})
+    CHECK_MESSAGE(r.out.find(f) != std::string::npos, f);
+  for (const char* f : {"empty.jpg", "truncated.jpg"}) {
+    r = ember_test::run_program(shell_quote(kBin) + " predict --out " + out + " " + shell_quote(d / ("train/Dog/" + std::string(f))), err);
+    CHECK(r.code == 1);
+    CHECK_MESSAGE(r.err.find(f) != std::string::npos, r.err);
+  }
 }
 
 TEST_CASE("catdog_cnn: a data folder without train/ and test/ is a one-line error") {

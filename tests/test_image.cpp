@@ -454,3 +454,35 @@ TEST_CASE("image: empty IDAT chunks are dropped before stb sees them (stb 2.27 m
     CHECK(std::string(e.what()).find("read_image") != std::string::npos);
   }
 }
+
+TEST_CASE("image: CMYK and progressive JPEGs, grey JPEGs, 16-bit and palette PNGs decode as Pillow does") {
+  // tests/golden/make_photo_formats.py: each file beside Pillow's decode as 8-bit RGB. JPEG
+  // decoders round their IDCT and chroma upsampling differently (stb vs libjpeg), so JPEGs agree
+  // within a few levels; the PNGs exactly (16 bits: the high byte).
+  const std::string dir = std::string(EMBER_SOURCE_DIR) + "/tests/golden/photo_formats/";
+  struct Case {
+    const char* file;
+    int channels;  // as decoded
+    double mean_tol;
+    int max_tol;
+  };
+  for (const Case& c : {Case{"cmyk.jpg", 3, 2.0, 12}, Case{"progressive.jpg", 3, 2.0, 12}, Case{"grey.jpg", 1, 1.0, 6},
+                        Case{"grey16.png", 1, 0, 0}, Case{"rgb16.png", 3, 0, 0}, Case{"palette.png", 3, 0, 0}}) {
+    INFO(c.file);
+    const Image native = io::read_image(dir + c.file);
+    CHECK(native.channels == c.channels);
+    const Image got = io::read_image(dir + c.file, 3), ref = io::read_image(dir + c.file + ".ref.png", 3);
+    REQUIRE(got.width == ref.width);
+    REQUIRE(got.height == ref.height);
+    REQUIRE(got.data.size() == ref.data.size());
+    double sum = 0;
+    int worst = 0;
+    for (size_t i = 0; i < got.data.size(); ++i) {
+      const int d = std::abs(int(got.data[i]) - int(ref.data[i]));
+      sum += d;
+      worst = std::max(worst, d);
+    }
+    CHECK(sum / static_cast<double>(got.data.size()) <= c.mean_tol);
+    CHECK(worst <= c.max_tol);
+  }
+}
