@@ -8,6 +8,7 @@
 #include <string>
 
 #include "ember/io/image.hpp"
+#include "ember/io/safetensors.hpp"
 #include "run_program.hpp"
 #include "scratch_dir.hpp"
 
@@ -148,4 +149,54 @@ TEST_CASE("catdog_cnn: a data folder without train/ and test/ is a one-line erro
                                    d / "stderr.txt");
   CHECK(r.code == 1);
   CHECK(r.err.find("should hold train/ and test/") != std::string::npos);
+}
+
+TEST_CASE("catdog_cnn: --model improved trains, explains, and resumes mid-epoch exactly") {
+  if (kBin.empty()) {
+    MESSAGE("skipped: catdog_cnn was not built");
+    return;
+  }
+  namespace fs = std::filesystem;
+  ember_test::ScratchDir d("catdog_improved");
+  make_photos(d, 4);
+  const std::string data = shell_quote(d.path().string()), err = d / "stderr.txt";
+  auto slurp = [](const fs::path& p) {
+    std::ifstream f(p, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  };
+  const std::string train = shell_quote(kBin) + " train --model improved --data " + data +
+                            " --epochs 2 --batch-size 4 --threads 2 --workers 1 --cache 0 --seed 5 --out ";
+  // One run straight through: 2 epochs of 2 batches.
+  auto whole = ember_test::run_program(train + shell_quote((d.path() / "whole").string()), err);
+  INFO(whole.err);
+  REQUIRE(whole.code == 0);
+  CHECK(whole.err.find("CatDogResNet") != std::string::npos);
+  CHECK(whole.out.find("Epoch: 2, Train_acc:") != std::string::npos);
+  // The same run stopped after step 3 (inside epoch 2, with the per-batch cosine schedule and
+  // AdamW half-way), then resumed: the same losses, learning rates, epoch lines and weights.
+  const std::string split = shell_quote((d.path() / "split").string());
+  auto first = ember_test::run_program(train + split + " --max-steps 3", err);
+  INFO(first.err);
+  REQUIRE(first.code == 0);
+  CHECK(first.err.find("--resume") != std::string::npos);
+  auto rest = ember_test::run_program(train + split + " --resume", err);
+  INFO(rest.err);
+  REQUIRE(rest.code == 0);
+  CHECK(slurp(d.path() / "split/steps.csv") == slurp(d.path() / "whole/steps.csv"));
+  CHECK(first.out + rest.out == whole.out);
+  Tensor a = io::load_safetensors((d.path() / "whole/last.safetensors").string()).at("model.fc.weight");
+  Tensor b = io::load_safetensors((d.path() / "split/last.safetensors").string()).at("model.fc.weight");
+  CHECK(a.sizes() == Shape{2, 256});
+  CHECK(a.to_vector<float>() == b.to_vector<float>());
+
+  // Predict and Grad-CAM on the 128 x 128 crop this model sees (at its last block, layer4).
+  auto r = ember_test::run_program(shell_quote(kBin) + " predict --out " + shell_quote((d.path() / "whole").string()) +
+                                       " " + shell_quote(d / "test/Dog/1.jpg") + " --explain " + shell_quote(d / "why.png"),
+                                   err);
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(io::read_image(d / "why.png").width == 128);
+  r = ember_test::run_program(shell_quote(kBin) + " eval --data " + data + " --out " + shell_quote((d.path() / "whole").string()), err);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("Resize(146) + CenterCrop(128)") != std::string::npos);
 }

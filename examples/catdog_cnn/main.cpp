@@ -4,6 +4,7 @@
 //
 //   catdog_cnn stats                       # per-channel mean/std of the training photos
 //   catdog_cnn train                       # the original recipe: 20 epochs, Adam 1e-4, batch 32
+//   catdog_cnn train --model improved      # a small ResNet, stronger augmentation, AdamW + cosine
 //   catdog_cnn train --resume              # continue exactly where the last run stopped (Ctrl-C saves)
 //   catdog_cnn eval                        # accuracy, loss, confusion matrix, misclassified photos
 //   catdog_cnn predict my_cat.jpg          # "cat 0.97"
@@ -22,6 +23,7 @@
 #include <iomanip>
 #include <iostream>
 #include <memory>
+#include <numbers>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -91,9 +93,77 @@ class CatDogNet : public nn::Sequential {
   }
 };
 
+/// A ResNet basic block (He et al. 2016): two 3x3 convs with BatchNorm, added to the input (through
+/// a strided 1x1 conv when the shape changes), then ReLU. The shortcut is what lets a deeper network
+/// train as easily as a shallow one.
+class BasicBlock : public nn::UnaryModule {
+ public:
+  BasicBlock(int64_t in, int64_t out, int64_t stride) {
+    conv1 = register_module("conv1", conv(in, out, 3, stride));
+    bn1 = register_module("bn1", std::make_shared<nn::BatchNorm2d>(out));
+    conv2 = register_module("conv2", conv(out, out, 3, 1));
+    bn2 = register_module("bn2", std::make_shared<nn::BatchNorm2d>(out));
+    if (stride != 1 || in != out) {
+      shortcut_conv = register_module("shortcut_conv", conv(in, out, 1, stride));
+      shortcut_bn = register_module("shortcut_bn", std::make_shared<nn::BatchNorm2d>(out));
+    }
+  }
+  Tensor forward(const Tensor& x) override {
+    Tensor y = relu(bn1->forward(conv1->forward(x)));
+    y = bn2->forward(conv2->forward(y));
+    return relu(add(y, shortcut_conv ? shortcut_bn->forward(shortcut_conv->forward(x)) : x));
+  }
+  std::string name() const override { return "BasicBlock"; }
+
+ private:
+  // No bias: the BatchNorm after each conv has its own.
+  static std::shared_ptr<nn::Conv2d> conv(int64_t in, int64_t out, int64_t k, int64_t stride) {
+    return std::make_shared<nn::Conv2d>(nn::Conv2dOptions(in, out, k).stride(stride).padding(k / 2).bias(false));
+  }
+  std::shared_ptr<nn::Conv2d> conv1, conv2, shortcut_conv;
+  std::shared_ptr<nn::BatchNorm2d> bn1, bn2, shortcut_bn;
+};
+
+/// `--model improved`: a small ResNet on 128 x 128 crops (128 -> 64 -> 32 -> 16 -> 8), global
+/// average pooling instead of the 20736 x 512 Linear that holds 96% of the original's weights.
+/// 2.4 M parameters against 11 M, and fewer multiply-adds per photo.
+class CatDogResNet : public nn::Sequential {
+ public:
+  CatDogResNet() {
+    push_back("stem", std::make_shared<nn::Conv2d>(nn::Conv2dOptions(3, 32, 3).stride(2).padding(1).bias(false)));
+    push_back("stem_bn", std::make_shared<nn::BatchNorm2d>(32));
+    push_back("stem_relu", std::make_shared<nn::ReLU>());
+    push_back("layer1", std::make_shared<BasicBlock>(32, 64, 2));    // 32 x 32
+    push_back("layer2", std::make_shared<BasicBlock>(64, 128, 2));   // 16 x 16
+    push_back("layer3", std::make_shared<BasicBlock>(128, 256, 2));  // 8 x 8
+    push_back("layer4", std::make_shared<BasicBlock>(256, 256, 1));
+    push_back("pool", std::make_shared<nn::AdaptiveAvgPool2d>(1));
+    push_back("flatten", std::make_shared<nn::Flatten>());
+    push_back("dropout", std::make_shared<nn::Dropout>(0.2));
+    push_back("fc", std::make_shared<nn::Linear>(256, 2));
+  }
+  std::string name() const override { return "CatDogResNet"; }
+};
+
+/// What differs between the two models besides the network.
+struct Recipe {
+  int64_t image_size;   // the network's input: image_size x image_size
+  int64_t resize;       // evaluation: Resize(resize) -> CenterCrop(image_size)
+  int64_t epochs;
+  double lr;
+  std::string cam_layer;  // the last conv block, for Grad-CAM
+};
+
+Recipe recipe(const std::string& model) {
+  if (model == "original") return {kImageSize, kImageSize, kEpochs, kLr, "pool4"};
+  if (model == "improved") return {128, 146, 40, 2e-3, "layer4"};
+  EMBER_FAIL("unknown model '", model, "' (expected original or improved)");
+}
+
 std::shared_ptr<nn::Sequential> make_model(const std::string& name) {
   if (name == "original") return std::make_shared<CatDogNet>();
-  EMBER_FAIL("unknown model '", name, "' (expected original)");
+  if (name == "improved") return std::make_shared<CatDogResNet>();
+  EMBER_FAIL("unknown model '", name, "' (expected original or improved)");
 }
 
 // ---- data --------------------------------------------------------------------------------------
@@ -103,19 +173,28 @@ struct Stats {
   std::vector<double> mean, std;
 };
 
-/// The notebook's training augmentation, then ToTensor and Normalize.
-vision::ImageFolder::Transform train_transform(const Stats& s) {
-  T::ToTensor to_tensor(T::Compose({T::RandomHorizontalFlip(), T::RandomRotation(15), T::ColorJitter(0.01, 0.01, 0.01, 0.01),
-                                    T::RandomResizedCrop(kImageSize, {0.8, 1.0})}));
+/// The training augmentation, then ToTensor and Normalize. Original: the notebook's. Improved:
+/// crops from a quarter of the photo up to all of it and stronger colour jitter (5,000 photos are
+/// few for 2.4 M weights), no rotation (the crops already vary the framing).
+vision::ImageFolder::Transform train_transform(const std::string& model, const Stats& s) {
+  T::ToTensor to_tensor = model == "original"
+      ? T::ToTensor(T::Compose({T::RandomHorizontalFlip(), T::RandomRotation(15), T::ColorJitter(0.01, 0.01, 0.01, 0.01),
+                                T::RandomResizedCrop(kImageSize, {0.8, 1.0})}))
+      : T::ToTensor(T::Compose({T::RandomResizedCrop(recipe(model).image_size, {0.25, 1.0}), T::RandomHorizontalFlip(),
+                                T::ColorJitter(0.3, 0.3, 0.3, 0.0)}));
   data::Normalize normalize(s.mean, s.std);
   return [to_tensor, normalize](const io::Image& img) { return normalize(to_tensor(img)); };
 }
 
-/// Evaluation: deterministic Resize(150) -> CenterCrop(150) (the notebook augments its test set
-/// too; `eval --augmented-test` measures that figure).
-vision::ImageFolder::Transform test_transform(const Stats& s, bool augmented = false) {
-  if (augmented) return train_transform(s);
-  T::ToTensor to_tensor(T::Compose({T::Resize(kImageSize), T::CenterCrop(kImageSize)}));
+/// Evaluation: deterministic Resize -> CenterCrop (150 -> 150 for the original; the notebook
+/// augments its test set too, which `eval --augmented-test` measures).
+T::Compose test_crop(const std::string& model) {
+  const Recipe r = recipe(model);
+  return T::Compose({T::Resize(r.resize), T::CenterCrop(r.image_size)});
+}
+vision::ImageFolder::Transform test_transform(const std::string& model, const Stats& s, bool augmented = false) {
+  if (augmented) return train_transform(model, s);
+  T::ToTensor to_tensor(test_crop(model));
   data::Normalize normalize(s.mean, s.std);
   return [to_tensor, normalize](const io::Image& img) { return normalize(to_tensor(img)); };
 }
@@ -328,9 +407,9 @@ int run_stats(const CommonOptions& common) {
 
 struct TrainOptions {
   std::string model = "original";
-  int64_t epochs = kEpochs;
+  int64_t epochs = 0;  // 0: the model's recipe
   int64_t batch_size = kBatchSize;
-  double lr = kLr;
+  double lr = 0;       // 0: the model's recipe
   std::string normalize = "imagenet";
   uint64_t seed = kSeed;
   bool resume = false;
@@ -360,24 +439,48 @@ int run_train(const CommonOptions& common, TrainOptions t) {
     stats = normalization(t.normalize, dir, common);
   }
 
+  const Recipe r = recipe(t.model);
+  if (t.epochs == 0) t.epochs = meta.value("epochs", r.epochs);
+  if (t.lr == 0) t.lr = r.lr;
   manual_seed(t.seed);
   auto net = make_model(t.model);
   net->to(device);
-  optim::Adam optimizer(net->parameters(), optim::AdamOptions(t.lr).weight_decay(kWeightDecay));
-  optim::StepLR scheduler(optimizer, kStepSize, kGamma);
-
-  auto train_set = folder(dir / "train", train_transform(stats), common.cache);
-  auto test_set = folder(dir / "test", test_transform(stats), common.cache);
+  auto train_set = folder(dir / "train", train_transform(t.model, stats), common.cache);
+  auto test_set = folder(dir / "test", test_transform(t.model, stats), common.cache);
   data::DataLoader train_loader(train_set,
                                 data::DataLoaderOptions(t.batch_size).shuffle(true).num_workers(common.workers).seed(t.seed));
   data::DataLoader test_loader(test_set, data::DataLoaderOptions(t.batch_size).num_workers(common.workers));
+
+  // Original: the notebook's Adam + StepLR(10, 0.1), stepped per epoch. Improved: AdamW with
+  // weight decay on conv/linear weights only (decaying BatchNorm scales and biases only fights
+  // the normalisation), one epoch of linear warm-up then a cosine to zero, stepped per batch.
+  std::unique_ptr<optim::Optimizer> optimizer;
+  std::unique_ptr<optim::LRScheduler> scheduler;
+  const bool per_batch_schedule = t.model == "improved";
+  if (t.model == "original") {
+    optimizer = std::make_unique<optim::Adam>(net->parameters(), optim::AdamOptions(t.lr).weight_decay(kWeightDecay));
+    scheduler = std::make_unique<optim::StepLR>(*optimizer, kStepSize, kGamma);
+  } else {
+    std::vector<Tensor> decay, no_decay;
+    for (auto& [name, p] : net->named_parameters()) (p.dim() > 1 ? decay : no_decay).push_back(p);
+    optimizer = std::make_unique<optim::AdamW>(
+        std::vector<optim::ParamGroup>{optim::ParamGroup(decay, optim::AdamWOptions(t.lr).weight_decay(0.05)),
+                                       optim::ParamGroup(no_decay, optim::AdamWOptions(t.lr).weight_decay(0.0))});
+    const double warmup = static_cast<double>(train_loader.size());
+    const double total = static_cast<double>(train_loader.size() * t.epochs);
+    scheduler = std::make_unique<optim::LambdaLR>(*optimizer, [warmup, total](int64_t step) {
+      const double s = static_cast<double>(step);
+      if (s < warmup) return (s + 1) / warmup;
+      return 0.5 * (1 + std::cos(std::numbers::pi * (s - warmup) / std::max(1.0, total - warmup)));
+    });
+  }
 
   utils::TrainPosition pos;
   double best_acc = -1;
   for (const fs::path& p : {last_path, best_path}) io::remove_stale_temporaries(p.string());
   utils::MetricsLog log(out / "metrics");
   if (t.resume) {
-    io::CheckpointInfo info = io::load_checkpoint(resume_path.string(), *net, optimizer, scheduler);
+    io::CheckpointInfo info = io::load_checkpoint(resume_path.string(), *net, *optimizer, *scheduler);
     pos.epoch = info.epoch;
     pos.step = info.step;
     utils::read_position(meta, pos);
@@ -394,8 +497,11 @@ int run_train(const CommonOptions& common, TrainOptions t) {
     std::cerr << "Resuming " << resume_path.string() << " at epoch " << pos.epoch + 1 << ", batch " << pos.batch << "\n";
   }
   utils::StepLog step_log(out / "steps.csv", t.resume ? pos.step : 0);
-  std::cerr << net->summary() << "Adam lr " << t.lr << " weight_decay " << kWeightDecay << ", StepLR(" << kStepSize << ", "
-            << kGamma << "), normalize " << t.normalize << "; classes " << train_set->classes()[0] << "/"
+  std::cerr << net->summary()
+            << (t.model == "original" ? "Adam lr " + std::to_string(t.lr) + " weight_decay " + std::to_string(kWeightDecay) +
+                                            ", StepLR(" + std::to_string(kStepSize) + ", " + std::to_string(kGamma) + ")"
+                                      : "AdamW lr " + std::to_string(t.lr) + " weight_decay 0.05, warm-up 1 epoch + cosine")
+            << ", normalize " << t.normalize << "; classes " << train_set->classes()[0] << "/"
             << train_set->classes()[1] << "; " << train_set->size() << " training and " << test_set->size()
             << " test photos; " << t.epochs << " epochs of " << train_loader.size() << " batches\n";
 
@@ -408,7 +514,7 @@ int run_train(const CommonOptions& common, TrainOptions t) {
             {"test_acc", test_acc},   {"normalize", t.normalize},   {"normalize_mean", stats.mean},
             {"normalize_std", stats.std}, {"classes", train_set->classes()}, {"position", utils::position_json(pos)}};
     try {
-      io::save_checkpoint(path.string(), *net, optimizer, scheduler, {pos.epoch, pos.step, meta.dump()});
+      io::save_checkpoint(path.string(), *net, *optimizer, *scheduler, {pos.epoch, pos.step, meta.dump()});
       if (path == last_path) saved_step = pos.step;
     } catch (const Error& e) {
       EMBER_FAIL("could not save the checkpoint (", fs::exists(path) ? "the previous '" + path.string() + "' is intact"
@@ -426,7 +532,8 @@ int run_train(const CommonOptions& common, TrainOptions t) {
   utils::InterruptHandler interrupts;  // Ctrl-C: finish the step, save, exit 130
   try {
     auto after_step = [&](double loss) -> std::optional<Stop> {
-      step_log.append(pos, static_cast<float>(loss), optimizer.param_groups()[0].options().get_lr());
+      step_log.append(pos, static_cast<float>(loss), optimizer->param_groups()[0].options().get_lr());
+      if (per_batch_schedule) scheduler->step();
       const bool stop = utils::interrupt_requested() || (t.max_steps > 0 && pos.step >= t.max_steps);
       if (stop || (t.save_every > 0 && pos.step % t.save_every == 0)) save(last_path, last_test_acc);
       if (utils::interrupt_requested()) return Stop::kInterrupted;
@@ -435,17 +542,17 @@ int run_train(const CommonOptions& common, TrainOptions t) {
     };
     while (pos.epoch < t.epochs) {
       const auto t0 = std::chrono::steady_clock::now();
-      const Stop why = train(*net, train_loader, optimizer, device,
+      const Stop why = train(*net, train_loader, *optimizer, device,
                              "Epoch " + std::to_string(pos.epoch + 1) + "/" + std::to_string(t.epochs), pos, after_step);
       if (why != Stop::kEpochDone) return stopped(why);
       const double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const utils::EpochStats tr = pos.running.stats();
       const utils::EpochStats te = test(*net, test_loader, device);
-      scheduler.step();
+      if (!per_batch_schedule) scheduler->step();
       std::cout << "Epoch: " << pos.epoch + 1 << ", Train_acc:" << fixed(tr.acc) << ", Train_loss:" << fixed(tr.loss)
                 << ", Test_acc:" << fixed(te.acc) << ", Test_loss:" << fixed(te.loss) << std::endl;
       log.append({{"epoch", static_cast<double>(pos.epoch + 1)}, {"train_acc", tr.acc}, {"train_loss", tr.loss},
-                  {"test_acc", te.acc}, {"test_loss", te.loss}, {"lr", optimizer.param_groups()[0].options().get_lr()},
+                  {"test_acc", te.acc}, {"test_loss", te.loss}, {"lr", optimizer->param_groups()[0].options().get_lr()},
                   {"epoch_seconds", train_seconds}});
       utils::plot_training_curves(out / "curves.png", log.column("train_loss"), log.column("test_loss"),
                                   log.column("train_acc"), log.column("test_acc"));
@@ -475,7 +582,8 @@ int run_train(const CommonOptions& common, TrainOptions t) {
 int run_eval(const CommonOptions& common, bool augmented) {
   const Device device = setup(common);
   LoadedModel m = load_model(common, device);
-  auto test_set = folder(data_dir(common) / "test", test_transform(m.stats, augmented), common.cache);
+  const std::string model = m.meta["model"].get<std::string>();
+  auto test_set = folder(data_dir(common) / "test", test_transform(model, m.stats, augmented), common.cache);
   data::DataLoader loader(test_set, data::DataLoaderOptions(kBatchSize).num_workers(common.workers).seed(kSeed));
   utils::ConfusionMatrix cm(static_cast<int64_t>(m.classes.size()));
   std::vector<std::pair<int64_t, Tensor>> wrong;
@@ -484,7 +592,10 @@ int run_eval(const CommonOptions& common, bool augmented) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::cout << "Checkpoint: " << m.path.string() << "\n"
             << "Test_acc:" << fixed(te.acc) << ", Test_loss:" << fixed(te.loss) << "  ("
-            << (augmented ? "augmented like the notebook's test set" : "Resize(150) + CenterCrop(150)") << ", "
+            << (augmented ? "augmented like the notebook's test set"
+                          : "Resize(" + std::to_string(recipe(model).resize) + ") + CenterCrop(" +
+                                std::to_string(recipe(model).image_size) + ")")
+            << ", "
             << test_set->size() << " photos in " << fixed(secs, 1) << " s)\n\n"
             << cm.to_string();
   const fs::path out = common.out;
@@ -495,7 +606,7 @@ int run_eval(const CommonOptions& common, bool augmented) {
     // The misclassified photos as the network saw them (centre crops), with its guess.
     const size_t n = std::min<size_t>(wrong.size(), 32);
     // The decoded photos come from the test set itself (its cache, no second folder scan).
-    T::ToTensor plain(T::Compose({T::Resize(kImageSize), T::CenterCrop(kImageSize)}));
+    T::ToTensor plain(test_crop(model));
     tensor_list images;
     utils::GridOptions go;
     for (size_t i = 0; i < n; ++i) {
@@ -526,7 +637,8 @@ fs::path numbered(const fs::path& p, size_t i, size_t n) {
 int run_predict(const CommonOptions& common, const std::vector<std::string>& images, const std::string& explain) {
   const Device device = setup(common);
   LoadedModel m = load_model(common, device);
-  auto transform = test_transform(m.stats);
+  const std::string model = m.meta["model"].get<std::string>();
+  auto transform = test_transform(model, m.stats);
   int failures = 0;
   for (size_t i = 0; i < images.size(); ++i) {
     const std::string& path = images[i];
@@ -543,9 +655,10 @@ int run_predict(const CommonOptions& common, const std::vector<std::string>& ima
       std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
       std::cout << path << ": " << name << " " << fixed(p.select(0, k).item<float>(), 2) << "\n";
       if (!explain.empty()) {
-        // Grad-CAM at the last conv block, drawn over the 150 x 150 crop the network saw.
-        utils::GradCam cam = utils::grad_cam(*m.net, x, "pool4", k);
-        io::Image seen = vision::center_crop(vision::resize(photo, kImageSize), kImageSize, kImageSize);
+        // Grad-CAM at the last conv block, drawn over the crop the network saw.
+        const Recipe r = recipe(model);
+        utils::GradCam cam = utils::grad_cam(*m.net, x, r.cam_layer, k);
+        io::Image seen = vision::center_crop(vision::resize(photo, r.resize), r.image_size, r.image_size);
         const fs::path png = numbered(explain, i, images.size());
         io::write_png(png.string(), utils::overlay_heatmap(seen, cam));
         std::cerr << "wrote " << png.string() << " (Grad-CAM of '" << name << "')\n";
@@ -583,10 +696,12 @@ int main(int argc, char** argv) {
   add_common(stats_cmd, common, false);
   CLI::App* train_cmd = app.add_subcommand("train", "Train with the original notebook's recipe");
   add_common(train_cmd, common, true);
-  train_cmd->add_option("--model", t.model, "original")->check(CLI::IsMember({"original"}))->capture_default_str();
-  train_cmd->add_option("--epochs", t.epochs, "Epochs")->check(CLI::Range(int64_t{1}, int64_t{100000}))->capture_default_str();
+  train_cmd->add_option("--model", t.model, "original (the notebook's CNN) or improved (a small ResNet)")
+      ->check(CLI::IsMember({"original", "improved"}))->capture_default_str();
+  train_cmd->add_option("--epochs", t.epochs, "Epochs (default: the model's recipe, 20 original, 40 improved)")
+      ->check(CLI::Range(int64_t{1}, int64_t{100000}));
   train_cmd->add_option("--batch-size", t.batch_size, "Batch size")->check(CLI::Range(int64_t{1}, int64_t{65536}))->capture_default_str();
-  train_cmd->add_option("--lr", t.lr, "Adam learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  train_cmd->add_option("--lr", t.lr, "Peak learning rate (default: 1e-4 original, 2e-3 improved)")->check(CLI::PositiveNumber);
   train_cmd->add_option("--normalize", t.normalize, "imagenet, dataset or none")
       ->check(CLI::IsMember({"imagenet", "dataset", "none"}))->capture_default_str();
   train_cmd->add_option("--seed", t.seed, "Seed of weights, order and augmentation")->capture_default_str();
