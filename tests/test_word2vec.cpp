@@ -181,6 +181,15 @@ TEST_CASE("KeyedVectors: lookups, similarity, most_similar and the vectors() ten
   CHECK(an.size() == 2);
   for (auto& [w, s] : an) CHECK((w != "好看" && w != "难看" && w != "导演"));
 
+  // A NaN row (a file may hold "nan") ranks last instead of breaking the sort.
+  {
+    text::KeyedVectors withnan({"x", "y", "n", "z"}, {1, 0, 0.9f, 0.1f, std::nanf(""), 1, 0, 1}, 2);
+    auto r = withnan.most_similar("x", 3);
+    CHECK(r[0].first == "y");
+    CHECK(r[1].first == "z");
+    CHECK(r[2].first == "n");
+  }
+
   ember::Tensor v = kv.vectors();
   CHECK(v.sizes() == ember::Shape{11, 6});
   CHECK(v.dtype() == ember::kFloat32);
@@ -259,7 +268,7 @@ TEST_CASE("Word2Vec: vocabulary as gensim builds it (min_count, order by count, 
   Sentences s = {{"c", "a", "b", "a"}, {"b", "d", "a", "e"}, {"e", "x"}, {}};
   text::Word2Vec w2v(text::Word2VecOptions().min_count(2).vector_size(4).workers(1));
   w2v.build_vocab(s);
-  // counts: a 3, b 2, e 2 (b seen before e), c 1 and d 1 and x 1 dropped.
+  // counts: a 3, b 2, e 2 (b seen before e; gensim 4.2 happens to give a, e, b), c, d, x dropped.
   CHECK(w2v.wv().words() == std::vector<std::string>{"a", "b", "e"});
   CHECK(w2v.counts() == std::vector<int64_t>{3, 2, 2});
   CHECK(w2v.count("e") == 2);
@@ -273,6 +282,12 @@ TEST_CASE("Word2Vec: vocabulary as gensim builds it (min_count, order by count, 
   text::Word2Vec capped(text::Word2VecOptions().min_count(1).max_final_vocab(2).vector_size(4));
   capped.build_vocab(s);
   CHECK(capped.wv().words() == std::vector<std::string>{"a"});  // min_count raised to 3: b and e tie at 2
+  // max_vocab_size prunes while counting, as gensim's prune_vocab: after sentence 2 (3 words > 2)
+  // counts < 1 go (none), after sentence 3 counts < 2, after sentence 4 counts < 3; only a is left.
+  text::Word2Vec pruned(text::Word2VecOptions().min_count(1).max_vocab_size(2).vector_size(4));
+  pruned.build_vocab(Sentences{{"a", "b"}, {"a", "c"}, {"d", "a"}, {"e", "f"}});
+  CHECK(pruned.wv().words() == std::vector<std::string>{"a"});
+  CHECK(pruned.counts() == std::vector<int64_t>{3});
   text::Word2Vec views(text::Word2VecOptions().min_count(1).vector_size(4));
   std::vector<std::vector<std::string_view>> sv = {{"x", "y", "x"}};
   views.build_vocab(sv);

@@ -24,6 +24,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <span>
 #include <string>
@@ -420,7 +421,9 @@ class KeyedVectors {
       float s = 0;
       const float* r = row_ptr(i);
       for (int64_t d = 0; d < dim_; ++d) s += unit_query[d] * r[d];
-      scored.emplace_back(s * inv_norm_[i], i);
+      s *= inv_norm_[i];
+      // A NaN (from a file holding "nan") would break the sort's ordering: rank it last instead.
+      scored.emplace_back(std::isnan(s) ? -std::numeric_limits<float>::infinity() : s, i);
     }
     const size_t k = std::min<size_t>(static_cast<size_t>(topn), scored.size());
     // Best first; equal scores keep index order, so results are reproducible.

@@ -34,6 +34,7 @@
 #include <cmath>
 #include <cstdint>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -159,6 +160,10 @@ class Word2Vec {
       }
     EMBER_CHECK(!kept.empty(), "Word2Vec::build_vocab: no word occurs min_count=", min_count, " times in ", total,
                 " words of ", n_sent, " sentences; the vocabulary would be empty");
+    EMBER_CHECK(kept.size() < static_cast<size_t>(std::numeric_limits<int32_t>::max()), "Word2Vec::build_vocab: ",
+                kept.size(), " words exceed the 2^31-1 that the training ids hold");
+    // Descending count, ties in first-seen order. (gensim reverses an unstable numpy argsort, which
+    // leaves ties in no particular order: reversed first-seen for small vocabularies.)
     std::stable_sort(kept.begin(), kept.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
 
     // Subsampling: keep probability (sqrt(c/t) + 1) * t/c, as a threshold on a 32-bit draw.
@@ -270,7 +275,10 @@ class Word2Vec {
                     int64_t min_reduce) {
     size_t w = 0;
     for (size_t r = 0; r < raw.size(); ++r)
-      if (raw[r].second >= min_reduce) raw[w++] = std::move(raw[r]);
+      if (raw[r].second >= min_reduce) {
+        if (w != r) raw[w] = std::move(raw[r]);  // never self-move: it empties a std::string
+        ++w;
+      }
     raw.resize(w);
     slot.clear();
     for (size_t i = 0; i < raw.size(); ++i) slot.emplace(raw[i].first, static_cast<int64_t>(i));
