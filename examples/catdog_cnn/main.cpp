@@ -208,20 +208,29 @@ std::shared_ptr<vision::ImageFolder> folder(const fs::path& dir, vision::ImageFo
 /// Why train() returned.
 enum class Stop { kEpochDone, kInterrupted, kMaxSteps };
 
+/// Wall time of one epoch's training loop: waiting for the next batch, and everything else.
+struct LoopTime {
+  double data_wait = 0, compute = 0;
+};
+
 /// The rest of epoch `pos.epoch` from batch `pos.batch` on; `after_step` logs and saves and says
 /// whether to stop. Throws utils::Diverged on a non-finite loss, before the backward pass.
 Stop train(nn::UnaryModule& net, data::DataLoader& loader, optim::Optimizer& optimizer, Device device,
            const std::string& desc, utils::TrainPosition& pos,
-           const std::function<std::optional<Stop>(double loss)>& after_step) {
+           const std::function<std::optional<Stop>(double loss)>& after_step, LoopTime& time) {
+  using clock = std::chrono::steady_clock;
   net.train();
   utils::ProgressOptions po;
   po.unit = "batch";
   utils::ProgressBar bar(loader.size(), desc, po);
   if (pos.batch > 0) bar.update(pos.batch);
   loader.set_epoch(pos.epoch, pos.batch);
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = clock::now();
+  auto step_end = t0;  // the trainer waits for data from here until the loop body starts
   int64_t images = 0;
   for (auto& batch : loader) {
+    const auto step_start = clock::now();
+    time.data_wait += std::chrono::duration<double>(step_start - step_end).count();
     Tensor x = batch.data.to(device), y = batch.target.to(device);
     optimizer.zero_grad();
     Tensor logits = net.forward(x);
@@ -239,7 +248,10 @@ Stop train(nn::UnaryModule& net, data::DataLoader& loader, optim::Optimizer& opt
     const utils::EpochStats so_far = pos.running.stats();
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     bar.update(1, {{"loss", so_far.loss}, {"acc", so_far.acc}, {"img/s", secs > 0 ? images / secs : 0.0}});
-    if (auto stop = after_step(loss_value)) {
+    auto stop = after_step(loss_value);
+    step_end = clock::now();
+    time.compute += std::chrono::duration<double>(step_end - step_start).count();
+    if (stop) {
       bar.close();
       return *stop;
     }
@@ -386,6 +398,17 @@ void report_skipped(const vision::ImageFolder& ds) {
   for (const auto& s : skipped) std::cerr << "  " << s.path << ": " << s.reason << "\n";
 }
 
+/// Where an epoch's time went (stderr): how long the trainer waited for batches, and what the
+/// loading threads did meanwhile. This is how the notebook's "augmentation doubled my epoch time"
+/// question is answered: with workers the decoding and augmenting happen while the network computes.
+void report_time(double seconds, const LoopTime& loop, const vision::ImageFolder::Timing& t, int workers) {
+  std::cerr << "  time: " << fixed(seconds, 1) << " s, of which waiting for data " << fixed(loop.data_wait, 1) << " s ("
+            << fixed(seconds > 0 ? 100 * loop.data_wait / seconds : 0.0, 1) << "%); "
+            << (workers > 0 ? std::to_string(workers) + " loader thread(s)" : std::string("the training thread")) << " spent "
+            << fixed(t.decode_seconds, 1) << " s decoding " << t.decoded << " files, " << fixed(t.transform_seconds, 1)
+            << " s transforming " << t.transformed << " photos\n";
+}
+
 // ---- stats -------------------------------------------------------------------------------------
 
 int run_stats(const CommonOptions& common) {
@@ -415,6 +438,7 @@ struct TrainOptions {
   bool resume = false;
   int64_t save_every = 0;
   int64_t max_steps = 0;
+  bool augment = true;
   std::vector<std::string> command;
 };
 
@@ -434,6 +458,7 @@ int run_train(const CommonOptions& common, TrainOptions t) {
                 "' was not written by catdog_cnn train");
     t.model = meta["model"], t.batch_size = meta["batch_size"], t.seed = meta["seed"], t.lr = meta["lr"];
     t.normalize = meta["normalize"];
+    t.augment = meta.value("augment", true);
     stats = {meta["normalize_mean"].get<std::vector<double>>(), meta["normalize_std"].get<std::vector<double>>()};
   } else {
     stats = normalization(t.normalize, dir, common);
@@ -445,7 +470,8 @@ int run_train(const CommonOptions& common, TrainOptions t) {
   manual_seed(t.seed);
   auto net = make_model(t.model);
   net->to(device);
-  auto train_set = folder(dir / "train", train_transform(t.model, stats), common.cache);
+  auto train_set = folder(dir / "train", t.augment ? train_transform(t.model, stats) : test_transform(t.model, stats),
+                          common.cache);
   auto test_set = folder(dir / "test", test_transform(t.model, stats), common.cache);
   data::DataLoader train_loader(train_set,
                                 data::DataLoaderOptions(t.batch_size).shuffle(true).num_workers(common.workers).seed(t.seed));
@@ -512,7 +538,7 @@ int run_train(const CommonOptions& common, TrainOptions t) {
     meta = {{"model", t.model},       {"batch_size", t.batch_size}, {"seed", t.seed},
             {"lr", t.lr},             {"epochs", t.epochs},         {"best_acc", best_acc},
             {"test_acc", test_acc},   {"normalize", t.normalize},   {"normalize_mean", stats.mean},
-            {"normalize_std", stats.std}, {"classes", train_set->classes()}, {"position", utils::position_json(pos)}};
+            {"normalize_std", stats.std}, {"augment", t.augment}, {"classes", train_set->classes()}, {"position", utils::position_json(pos)}};
     try {
       io::save_checkpoint(path.string(), *net, *optimizer, *scheduler, {pos.epoch, pos.step, meta.dump()});
       if (path == last_path) saved_step = pos.step;
@@ -542,10 +568,13 @@ int run_train(const CommonOptions& common, TrainOptions t) {
     };
     while (pos.epoch < t.epochs) {
       const auto t0 = std::chrono::steady_clock::now();
+      LoopTime loop;
+      train_set->reset_timing();
       const Stop why = train(*net, train_loader, *optimizer, device,
-                             "Epoch " + std::to_string(pos.epoch + 1) + "/" + std::to_string(t.epochs), pos, after_step);
-      if (why != Stop::kEpochDone) return stopped(why);
+                             "Epoch " + std::to_string(pos.epoch + 1) + "/" + std::to_string(t.epochs), pos, after_step, loop);
       const double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      report_time(train_seconds, loop, train_set->timing(), common.workers);
+      if (why != Stop::kEpochDone) return stopped(why);
       const utils::EpochStats tr = pos.running.stats();
       const utils::EpochStats te = test(*net, test_loader, device);
       if (!per_batch_schedule) scheduler->step();
@@ -553,7 +582,7 @@ int run_train(const CommonOptions& common, TrainOptions t) {
                 << ", Test_acc:" << fixed(te.acc) << ", Test_loss:" << fixed(te.loss) << std::endl;
       log.append({{"epoch", static_cast<double>(pos.epoch + 1)}, {"train_acc", tr.acc}, {"train_loss", tr.loss},
                   {"test_acc", te.acc}, {"test_loss", te.loss}, {"lr", optimizer->param_groups()[0].options().get_lr()},
-                  {"epoch_seconds", train_seconds}});
+                  {"epoch_seconds", train_seconds}, {"data_wait_seconds", loop.data_wait}});
       utils::plot_training_curves(out / "curves.png", log.column("train_loss"), log.column("test_loss"),
                                   log.column("train_acc"), log.column("test_acc"));
       const bool is_best = te.acc > best_acc;
@@ -707,6 +736,7 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--seed", t.seed, "Seed of weights, order and augmentation")->capture_default_str();
   train_cmd->add_option("--save-every", t.save_every, "Also save <out>/last.safetensors every N steps")->check(CLI::NonNegativeNumber);
   train_cmd->add_option("--max-steps", t.max_steps, "Stop (saving) after N steps in total")->check(CLI::NonNegativeNumber);
+  train_cmd->add_flag("!--no-augment", t.augment, "Train on the evaluation crop only (to time the augmentation)");
   train_cmd->add_flag("--resume", t.resume, "Continue from <out>/last.safetensors (or --checkpoint) exactly where it stopped");
   CLI::App* eval_cmd = app.add_subcommand("eval", "Accuracy, loss, confusion matrix and misclassified photos on the test set");
   add_common(eval_cmd, common, true);

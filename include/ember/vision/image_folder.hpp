@@ -28,6 +28,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <iostream>
@@ -74,6 +75,15 @@ class ImageFolder : public data::Dataset {
     std::string path;
     std::string reason;
   };
+  /// Where the loading threads spent their time since the last reset_timing(): seconds summed
+  /// over all threads (CPU time of the workers, not wall time of an epoch). Answers "is it the
+  /// JPEG decoding or the augmentation?" without a profiler.
+  struct Timing {
+    int64_t decoded = 0;           // files decoded (cache misses)
+    double decode_seconds = 0;     // reading + decoding (+ the downscale for the cache)
+    int64_t transformed = 0;       // examples built
+    double transform_seconds = 0;  // the transform: augmentation, ToTensor, Normalize
+  };
 
   explicit ImageFolder(const std::string& root, Transform transform = transforms::ToTensor(),
                        ImageFolderOptions options = {})
@@ -119,8 +129,13 @@ class ImageFolder : public data::Dataset {
     data::detail::check_index(index, size(), "ImageFolder");
     for (int64_t k = 0; k < size(); ++k) {
       const int64_t j = (index + k) % size();
-      if (std::shared_ptr<const io::Image> img = load(j))
-        return {transform_(*img), scalar_tensor(samples_[static_cast<size_t>(j)].target, TensorOptions(kInt64))};
+      if (std::shared_ptr<const io::Image> img = load(j)) {
+        const auto t0 = std::chrono::steady_clock::now();
+        Tensor x = transform_(*img);
+        add_time(transform_ns_, t0);
+        transformed_.fetch_add(1, std::memory_order_relaxed);
+        return {std::move(x), scalar_tensor(samples_[static_cast<size_t>(j)].target, TensorOptions(kInt64))};
+      }
     }
     EMBER_FAIL("ImageFolder: none of the ", size(), " image files under '", root_, "' could be decoded");
   }
@@ -135,6 +150,17 @@ class ImageFolder : public data::Dataset {
     return skipped_;
   }
 
+  Timing timing() const {
+    return {decoded_.load(), static_cast<double>(decode_ns_.load()) * 1e-9, transformed_.load(),
+            static_cast<double>(transform_ns_.load()) * 1e-9};
+  }
+  void reset_timing() const {
+    decoded_ = 0;
+    decode_ns_ = 0;
+    transformed_ = 0;
+    transform_ns_ = 0;
+  }
+
   /// The decoded RGB image of sample `index` (from the cache when enabled), or null when it cannot
   /// be decoded (then reported and skipped from now on).
   std::shared_ptr<const io::Image> load(int64_t index) const {
@@ -146,11 +172,14 @@ class ImageFolder : public data::Dataset {
       if (cache_[i]) return cache_[i];
     }
     std::shared_ptr<const io::Image> img;
+    const auto t0 = std::chrono::steady_clock::now();
     try {
       io::Image rgb = io::read_image(samples_[i].path, 3);
       if (options_.cache_shorter_side > 0 && std::min(rgb.width, rgb.height) > options_.cache_shorter_side)
         rgb = vision::resize(rgb, options_.cache_shorter_side);
       img = std::make_shared<const io::Image>(std::move(rgb));
+      add_time(decode_ns_, t0);
+      decoded_.fetch_add(1, std::memory_order_relaxed);
     } catch (const Error& e) {
       if (!failed_[i].exchange(true)) skip(samples_[i].path, e.what());
       return nullptr;
@@ -183,6 +212,11 @@ class ImageFolder : public data::Dataset {
     return {};
   }
 
+  static void add_time(std::atomic<int64_t>& total, std::chrono::steady_clock::time_point since) {
+    total.fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - since).count(),
+                    std::memory_order_relaxed);
+  }
+
   void skip(const std::string& path, const std::string& reason) const {
     std::lock_guard<std::mutex> lock(mu_);
     skipped_.push_back({path, reason});
@@ -205,6 +239,7 @@ class ImageFolder : public data::Dataset {
   mutable std::vector<Skipped> skipped_;
   mutable std::vector<std::shared_ptr<const io::Image>> cache_;
   std::unique_ptr<std::atomic<bool>[]> failed_;
+  mutable std::atomic<int64_t> decoded_{0}, decode_ns_{0}, transformed_{0}, transform_ns_{0};
 };
 
 }  // namespace ember::vision
