@@ -2,6 +2,7 @@
 /// Umbrella header for ember::nn: Module and Sequential, layers, init, functional (alias F),
 /// losses and utils.
 #include "ember/nn/activation.hpp"
+#include "ember/nn/attention_pool.hpp"
 #include "ember/nn/batchnorm.hpp"
 #include "ember/nn/conv.hpp"
 #include "ember/nn/pool.hpp"
@@ -14,6 +15,7 @@
 #include "ember/nn/loss.hpp"
 #include "ember/nn/module.hpp"
 #include "ember/nn/options.hpp"
+#include "ember/nn/rnn.hpp"
 #include "ember/nn/sequential.hpp"
 #include "ember/nn/state_dict.hpp"
 #include "ember/nn/utils.hpp"
