@@ -2,8 +2,8 @@
 // spaces), beside bench/peers/gensim_word2vec.py on the same file and thread count. Not part of the
 // CMake bench targets; compile it by hand:
 //
-//   g++ -std=c++20 -O3 -march=native -fopenmp -Iinclude -isystem /usr/include/eigen3 \
-//       bench/word2vec_speed.cpp -o /tmp/word2vec_speed
+//   g++ -std=c++20 -O3 -march=native -fopenmp -Iinclude -isystem /usr/include/eigen3
+//       bench/word2vec_speed.cpp -o /tmp/word2vec_speed        (one command line)
 //   /tmp/word2vec_speed TOKENS.txt [--workers 2] [--repeat 3] [--sg] [--save vectors.bin]
 //       [--query 好看 难看 导演]
 //

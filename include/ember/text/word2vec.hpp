@@ -3,9 +3,12 @@
 /// CBOW (default; the mean of the context vectors predicts the centre word) or skip-gram, negative
 /// sampling from the unigram^0.75 table, subsampling of frequent words, a randomly shrunk window
 /// per position and a learning rate decaying linearly from alpha to min_alpha over all epochs.
-/// Training is Hogwild, as in word2vec.c and gensim: `workers` threads take jobs of about
-/// `batch_words` words and update the shared tables without locks. With workers = 1 the result is
-/// a function of the corpus, the options and the seed only.
+/// Training is Hogwild, as in word2vec.c, gensim and fastText: `workers` threads take jobs of about
+/// `batch_words` words and update the shared float32 tables without locks (a deliberate race that
+/// ThreadSanitizer reports; rows rarely collide and a lost update only adds noise). With
+/// workers = 1 there is no race and the result is a function of the corpus, options and seed.
+/// The inner loop allocates nothing: per-thread scratch rows, vocabulary ids computed once per
+/// train() call, and a precomputed sigmoid table as word2vec.c and gensim use.
 ///
 /// What follows gensim exactly: the vocabulary (min_count, max_vocab_size pruning, max_final_vocab,
 /// order by descending count), the subsampling probabilities (`sample`), the cumulative
@@ -14,8 +17,9 @@
 /// in [-1, 1) / vector_size as gensim 4's prep_vectors, output rows zero), the CBOW update (with
 /// cbow_mean the error is added unscaled to every context row), and the sigmoid table (1000
 /// entries over [-6, 6], no update where |dot| >= 6). What differs, so vectors are not bitwise
-/// gensim's: the random streams (gensim draws from numpy's PCG64 and reseeds per job from it;
-/// Ember seeds each job from (seed, epoch, job) with splitmix64), ties in the count order (Ember
+/// gensim's: the random streams (gensim draws the reduced windows from numpy and reseeds each
+/// job's LCG from numpy; Ember draws everything from the LCG, seeded per job from (seed, epoch,
+/// job) with splitmix64, so jobs are the same whatever the thread count), ties in the count order (Ember
 /// keeps first-seen order; gensim's unstable numpy argsort leaves it unspecified), and a sentence
 /// of more than 10000 kept words is trained in 10000-word pieces (gensim drops the rest).
 ///
@@ -330,12 +334,16 @@ class Word2Vec {
 
   static float dot(const float* __restrict a, const float* __restrict b, int64_t n) {
     float s = 0;
+#ifdef _OPENMP  // the pragma lets the reduction be reordered into SIMD lanes
 #pragma omp simd reduction(+ : s)
+#endif
     for (int64_t d = 0; d < n; ++d) s += a[d] * b[d];
     return s;
   }
   static void axpy(float g, const float* __restrict x, float* __restrict y, int64_t n) {
+#ifdef _OPENMP
 #pragma omp simd
+#endif
     for (int64_t d = 0; d < n; ++d) y[d] += g * x[d];
   }
 
