@@ -259,6 +259,8 @@ TEST_CASE("Vocab::encode_batch: padding, lengths, truncation, empty sequences") 
   CHECK_THROWS_WITH_AS(nopad.encode_batch(batch), doctest::Contains("no padding token"), ember::Error);
   CHECK(nopad.encode_batch(std::vector<Seq>{{"a"}}, text::EncodeOptions().max_len(2).pad_index(1))
             .indices.to_vector<int64_t>() == std::vector<int64_t>{0, 1});
+  CHECK_THROWS_WITH_AS(nopad.encode_batch(batch, text::EncodeOptions().pad_index(2)), doctest::Contains("out of range"),
+                       ember::Error);
   CHECK_THROWS_WITH_AS(v.encode_batch(batch, text::EncodeOptions().max_len(0)), doctest::Contains("max_len"),
                        ember::Error);
   CHECK_THROWS_WITH_AS(v.encode_batch(batch, text::EncodeOptions().min_length(2)), doctest::Contains("min_length"),

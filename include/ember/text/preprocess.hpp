@@ -35,24 +35,23 @@ namespace ember::text {
 /// `re.sub(r'\d+', '', text)` of Python 3: drops every Unicode decimal digit (category Nd).
 /// Ill-formed UTF-8 is replaced by U+FFFD on the way.
 inline std::string remove_digits(std::string_view text) {
-  // Fast path: nothing to remove in a valid text without a digit.
-  bool maybe = false;
-  for (char c : text) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if ((u >= '0' && u <= '9') || u >= 0x80) {
-      maybe = true;
-      break;
+  if (!utf8::is_valid(text)) return remove_digits(utf8::sanitize(text));
+  std::string out;
+  size_t copied = 0;  // text[copied, pos) is kept but not yet appended
+  size_t pos = 0;
+  bool ok;
+  while (pos < text.size()) {
+    size_t at = pos;
+    unsigned char byte = static_cast<unsigned char>(text[pos]);
+    char32_t cp = byte < 0x80 ? (++pos, char32_t{byte}) : utf8::decode_next(text, pos, ok);
+    if (utf8::is_decimal_digit(cp)) {
+      if (out.empty()) out.reserve(text.size());
+      out.append(text.data() + copied, at - copied);
+      copied = pos;
     }
   }
-  if (!maybe) return std::string(text);
-  std::string out;
-  out.reserve(text.size());
-  bool valid = utf8::is_valid(text);
-  utf8::for_each_code_point(text, [&](char32_t cp, size_t b, size_t e) {
-    if (utf8::is_decimal_digit(cp)) return;
-    if (valid) out.append(text.data() + b, e - b);
-    else utf8::append(out, cp);
-  });
+  if (copied == 0) return std::string(text);
+  out.append(text.data() + copied, text.size() - copied);
   return out;
 }
 

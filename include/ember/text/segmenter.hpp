@@ -95,7 +95,10 @@ void parallel_over(size_t n, int threads, size_t chunk, const F& f) {
   };
   std::vector<std::thread> pool;
   pool.reserve(workers - 1);
-  for (size_t w = 1; w < workers; ++w) pool.emplace_back(work, w);
+  try {
+    for (size_t w = 1; w < workers; ++w) pool.emplace_back(work, w);
+  } catch (...) {  // no more threads: the ones started and this one finish the work
+  }
   work(0);
   for (auto& t : pool) t.join();
   if (error) std::rethrow_exception(error);
@@ -205,8 +208,9 @@ class PyProbTable {
   }
   double number() {
     skip_space();
+    if (pos_ >= s_.size()) fail("expected a number");
     size_t b = pos_;
-    if (pos_ < s_.size() && (s_[pos_] == '-' || s_[pos_] == '+')) ++pos_;
+    if (s_[pos_] == '-' || s_[pos_] == '+') ++pos_;
     while (pos_ < s_.size() && (std::isdigit(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '.' ||
                                 s_[pos_] == 'e' || s_[pos_] == 'E' || s_[pos_] == '-' || s_[pos_] == '+'))
       ++pos_;

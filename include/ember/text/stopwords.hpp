@@ -12,6 +12,7 @@
 ///   auto stop = ember::text::StopWords::load("../shared/data/stopwords/cn_stopwords.txt");
 ///   if (!stop.contains(token)) kept.push_back(token);
 /// ```
+#include <cstdint>
 #include <fstream>
 #include <functional>
 #include <initializer_list>
@@ -27,9 +28,15 @@ namespace ember::text {
 
 namespace detail {
 /// Transparent hash so unordered containers of std::string are searched with a string_view.
+/// FNV-1a: tokens are a few bytes long, where it beats std::hash's murmur (a measurable share of
+/// the preprocessing, which looks up every token in the stopword set).
 struct StringHash {
   using is_transparent = void;
-  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  size_t operator()(std::string_view s) const noexcept {
+    uint64_t h = 0xCBF29CE484222325ull;
+    for (unsigned char c : s) h = (h ^ c) * 0x100000001B3ull;
+    return static_cast<size_t>(h ^ (h >> 29));
+  }
 };
 
 /// `s` without leading and trailing whitespace as Python's str.strip() defines it (utf8::is_space).

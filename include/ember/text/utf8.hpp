@@ -48,6 +48,13 @@ inline char32_t decode_next(std::string_view s, size_t& pos, bool& valid) {
     ++pos;
     return b0;
   }
+  // Fast path for the common 3-byte case (all of CJK): lead E1..EC or EE..EF, two continuations.
+  if (b0 >= 0xE1 && b0 != 0xED && b0 <= 0xEF && pos + 2 < n && (p[pos + 1] & 0xC0) == 0x80 &&
+      (p[pos + 2] & 0xC0) == 0x80) {
+    char32_t cp = (char32_t{b0 & 0x0Fu} << 12) | (char32_t{p[pos + 1] & 0x3Fu} << 6) | (p[pos + 2] & 0x3Fu);
+    pos += 3;
+    return cp;
+  }
   // Well-formed sequences (Unicode Table 3-7): the lead byte fixes the length and the range
   // of the second byte; later bytes are plain continuations 80..BF.
   int len;
@@ -234,6 +241,7 @@ inline constexpr char32_t kDecimalDigitRanges[][2] = {
 /// Arabic-Indic, Devanagari, … — but not ², ① or 〇, which are not Nd.
 constexpr bool is_decimal_digit(char32_t c) {
   if (c < 0x80) return c >= '0' && c <= '9';
+  if (c >= 0x1C5A && c < 0xA620) return false;  // no digits there, and it holds all of common CJK
   for (const auto& r : detail::kDecimalDigitRanges) {
     if (c < r[0]) return false;
     if (c <= r[1]) return true;

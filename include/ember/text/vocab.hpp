@@ -251,6 +251,8 @@ class Vocab {
     std::optional<int64_t> pad = options.pad_index() ? options.pad_index() : pad_;
     EMBER_CHECK(pad.has_value(), "Vocab::encode_batch: the vocabulary has no padding token; pass "
                                  "EncodeOptions().pad_index(i)");
+    EMBER_CHECK(*pad >= 0 && *pad < size(), "Vocab::encode_batch: pad_index ", *pad,
+                " is out of range for a vocabulary of ", size(), " tokens");
     const auto B = static_cast<int64_t>(batch.size());
     std::vector<std::vector<int64_t>> rows(batch.size());
     int64_t longest = options.min_length();
