@@ -15,10 +15,12 @@
 /// sequence's outputs are all zero and its h_n / c_n are the initial states.
 ///
 /// Two implementations with the same results:
-/// - the fused CPU path (float32/float64): one GEMM projects every step of both directions, then
-///   per step one GEMM (h @ W_hh^T) and one fused pass over the gates; the two directions run on
-///   two threads. Its backward runs the same recurrence in reverse (per step one GEMM for dh), and
-///   the weight gradients are a few large GEMMs over all steps. The whole layer is one autograd
+/// - the fused CPU path (float32/float64): per direction one GEMM projects every step's input,
+///   then per step one GEMM (h @ W_hh^T) and one fused pass over the gates; the two directions
+///   run on two threads, each with everything it needs, so a layer is one fork/join (this keeps
+///   it fast on a loaded machine, where threads that wait for each other lose their time
+///   slices). Its backward runs the same recurrence in reverse (per step one GEMM for dh), and the
+///   weight and input gradients are a few GEMMs over all steps. The whole layer is one autograd
 ///   node, so a 100-step sequence costs no per-step graph bookkeeping.
 /// - the composite path (any device/dtype; `RnnImpl::kComposite`): the same equations with
 ///   differentiable Ember ops, step by step. When a backward is itself recorded (create_graph),
@@ -216,12 +218,19 @@ struct RnnFusedArgs {
   int64_t time(int64_t d, int64_t s) const { return d == 0 ? s : T - 1 - s; }
 };
 
-/// Forward of one direction: per step one GEMM and one pass over the gates. out [T, B, D*H],
-/// hn / cn [B, H] of this direction; h0 / c0 [B, H] or null (zeros); bias_hn [H] or null (GRU).
+/// Forward of one direction: one GEMM projects every step's input, then per step one GEMM and
+/// one pass over the gates. out [T, B, D*H], hn / cn [B, H] of this direction; h0 / c0 [B, H] or
+/// null (zeros); bias_x [G] (folded into the projection) and bias_hn [H] (GRU) or null.
 template <typename S>
-void rnn_direction_forward(const RnnFusedArgs<S>& a, int64_t d, const S* h0, const S* c0, const S* bias_hn, S* out,
-                           S* hn, S* cn) {
-  const int64_t T = a.T, B = a.B, H = a.H, G = a.G, DG = a.D * a.G, DH = a.D * a.H, BH = B * H;
+void rnn_direction_forward(const RnnFusedArgs<S>& a, int64_t d, const S* h0, const S* c0, const S* bias_x,
+                           const S* bias_hn, S* out, S* hn, S* cn) {
+  const int64_t T = a.T, B = a.B, I = a.I, H = a.H, G = a.G, DG = a.D * a.G, DH = a.D * a.H, BH = B * H;
+  {
+    RnnMap<S> xpd(a.xp + d * G, T * B, G, Eigen::OuterStride<>(DG));
+    xpd.noalias() = RnnCMap<S>(a.x, T * B, I, Eigen::OuterStride<>(I)) *
+                    RnnCMap<S>(a.w_ih + d * G * I, G, I, Eigen::OuterStride<>(I)).transpose();
+    if (bias_x) xpd.rowwise() += Eigen::Map<const Eigen::Matrix<S, 1, Eigen::Dynamic>>(bias_x, G);
+  }
   S* hp = a.hprev + d * T * BH;
   S* cp = a.lstm ? a.cprev + d * T * BH : nullptr;
   const int64_t t0 = a.time(d, 0);
@@ -460,23 +469,16 @@ inline RnnLayerResult rnn_layer_fused(RnnMode mode, const Tensor& x_in, const Te
     a.xp = xp.data_ptr<S>();
     a.hprev = hprev.data_ptr<S>();
     (lstm ? a.cprev : a.ghn) = aux.data_ptr<S>();
-    {
-      RnnMap<S> xpm(a.xp, T * B, DG, Eigen::OuterStride<>(DG));
-      RnnCMap<S> xm(a.x, T * B, I, Eigen::OuterStride<>(I));
-      RnnCMap<S> wm(a.w_ih, DG, I, Eigen::OuterStride<>(I));
-      xpm.noalias() = xm * wm.transpose();
-      if (has_bias) xpm.rowwise() += Eigen::Map<const Eigen::Matrix<S, 1, Eigen::Dynamic>>(bias_x.data_ptr<S>(), DG);
-    }
     S* out = packed.data_ptr<S>();
     S* hn = out + n_out;
     S* cn = lstm ? hn + n_state : nullptr;
     auto run = [&](int64_t d) {
       rnn_direction_forward<S>(a, d, h0.defined() ? h0.data_ptr<S>() + d * B * H : nullptr,
                                c0.defined() ? c0.data_ptr<S>() + d * B * H : nullptr,
-                               bias_hn.defined() ? bias_hn.data_ptr<S>() + d * H : nullptr, out, hn + d * B * H,
+                               has_bias ? bias_x.data_ptr<S>() + d * G : nullptr, bias_hn.defined() ? bias_hn.data_ptr<S>() + d * H : nullptr, out, hn + d * B * H,
                                lstm ? cn + d * B * H : nullptr);
     };
-    rnn_for_directions(D, T * B * G * H, run);
+    rnn_for_directions(D, T * B * G * (H + I), run);
   });
 
   tensor_list inputs{x_in, h0_in, c0_in};
@@ -519,14 +521,35 @@ inline RnnLayerResult rnn_layer_fused(RnnMode mode, const Tensor& x_in, const Te
               dw_hh[d] = make_tensor({G, H}, dt, kCPU);
               db_hh[d] = make_tensor({G}, dt, kCPU);
             }
-            rnn_for_directions(D, T * B * G * H, [&](int64_t d) {
+            if (need_w) {
+              dw_ih = make_tensor({DG, I}, dt, kCPU);
+              db_x = make_tensor({DG}, dt, kCPU);
+            }
+            // Direction 1 writes its share of dx apart; the two are added after the region.
+            Tensor dx1;
+            if (need_x) {
+              dx = make_tensor({T, B, I}, dt, kCPU);
+              if (D == 2) dx1 = make_tensor({T, B, I}, dt, kCPU);
+            }
+            rnn_for_directions(D, T * B * G * (H + I), [&](int64_t d) {
               {
                 S* dghd = lstm ? nullptr : dgh.data_ptr<S>() + d * T * B * G;
                 rnn_direction_backward<S>(a, d, gp, gp + n_out + d * B * H, lstm ? gp + n_out + n_state + d * B * H : nullptr,
                                           dg.data_ptr<S>(), dghd, dh0.data_ptr<S>() + d * B * H,
                                           dc0.data_ptr<S>() + d * B * H);
+                // The rest of this direction's gradients are GEMMs over all steps at once.
+                RnnCMap<S> dgd(dg.data_ptr<S>() + d * G, T * B, G, Eigen::OuterStride<>(DG));
+                RnnCMap<S> xm(a.x, T * B, I, Eigen::OuterStride<>(I));
+                RnnCMap<S> wih(a.w_ih + d * G * I, G, I, Eigen::OuterStride<>(I));
+                if (need_x) {
+                  RnnMap<S> dxm((d == 0 ? dx : dx1).data_ptr<S>(), T * B, I, Eigen::OuterStride<>(I));
+                  dxm.noalias() = dgd * wih;
+                }
                 if (!need_w) return;
-                // dW_hh = sum over steps of dgates_hidden^T h_prev, as one GEMM over all steps.
+                RnnMap<S> dwi(dw_ih.data_ptr<S>() + d * G * I, G, I, Eigen::OuterStride<>(I));
+                dwi.noalias() = dgd.transpose() * xm;
+                Eigen::Map<Eigen::Matrix<S, 1, Eigen::Dynamic>>(db_x.data_ptr<S>() + d * G, G) = dgd.colwise().sum();
+                // dW_hh = sum over steps of dgates_hidden^T h_prev.
                 RnnCMap<S> dghm(lstm ? dg.data_ptr<S>() + d * G : dghd, T * B, G, Eigen::OuterStride<>(lstm ? DG : G));
                 RnnCMap<S> hpm(a.hprev + d * T * B * H, T * B, H, Eigen::OuterStride<>(H));
                 RnnMap<S> dwm(dw_hh[d].data_ptr<S>(), G, H, Eigen::OuterStride<>(H));
@@ -534,18 +557,9 @@ inline RnnLayerResult rnn_layer_fused(RnnMode mode, const Tensor& x_in, const Te
                 Eigen::Map<Eigen::Matrix<S, 1, Eigen::Dynamic>>(db_hh[d].data_ptr<S>(), G) = dghm.colwise().sum();
               }
             });
-            RnnCMap<S> dgm(dg.data_ptr<S>(), T * B, DG, Eigen::OuterStride<>(DG));
-            if (need_w) {
-              dw_ih = make_tensor({DG, I}, dt, kCPU);
-              RnnMap<S> dwm(dw_ih.data_ptr<S>(), DG, I, Eigen::OuterStride<>(I));
-              dwm.noalias() = dgm.transpose() * RnnCMap<S>(a.x, T * B, I, Eigen::OuterStride<>(I));
-              db_x = make_tensor({DG}, dt, kCPU);
-              Eigen::Map<Eigen::Matrix<S, 1, Eigen::Dynamic>>(db_x.data_ptr<S>(), DG) = dgm.colwise().sum();
-            }
-            if (need_x) {
-              dx = make_tensor({T, B, I}, dt, kCPU);
-              RnnMap<S> dxm(dx.data_ptr<S>(), T * B, I, Eigen::OuterStride<>(I));
-              dxm.noalias() = dgm * RnnCMap<S>(a.w_ih, DG, I, Eigen::OuterStride<>(I));
+            if (need_x && D == 2) {
+              Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>>(dx.data_ptr<S>(), T * B * I) +=
+                  Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>>(dx1.data_ptr<S>(), T * B * I);
             }
           });
           tensor_list out(n_in);
