@@ -10,7 +10,8 @@
 // Cases (bench/harness.hpp has the shapes and protocols shared with the peer):
 //   mnist_b32, mnist_b128   tutorial 1's CNN: one training epoch + the 10k evaluation
 //   catdog_step             tutorial 2's CNN: one training step, batch 32, 3x150x150
-//   bilstm_step, bert_step, wgan_critic_step   tutorials 3-4 (not yet implemented in Ember)
+//   bilstm_step                                tutorial 3: the BiLSTM classifier's training step
+//   bert_step, wgan_critic_step                tutorials 3-4 (not yet implemented in Ember)
 //   ops                     op rows at the tutorials' shapes
 //   overhead                time per tiny op (dispatch + autograd bookkeeping)
 #define EMBER_BENCH_COUNT_ALLOCATIONS
@@ -22,6 +23,7 @@
 #include "ember/data/mnist.hpp"
 #include "ember/ember.hpp"
 #include "ember/nn/batchnorm.hpp"
+#include "ember/nn/rnn.hpp"
 #include "report.hpp"
 
 using namespace ember;
@@ -228,6 +230,66 @@ void run_catdog(const Args& a) {
   bench::emit(a, r);
 }
 
+// ---- tutorial 3: the BiLSTM classifier -------------------------------------------------------------------
+
+/// The original recipe's classifier: frozen Embedding(50000, 64) -> LSTM(64, 64, 2 layers,
+/// bidirectional, dropout 0.5) -> the last time step -> Dropout(0.5) -> Linear(128, 64) -> ReLU ->
+/// Linear(64, 2), as bench_torch.cpp's BiLstmNet.
+struct BiLstmNet : nn::Module {
+  std::shared_ptr<nn::Embedding> emb;
+  std::shared_ptr<nn::LSTM> lstm;
+  std::shared_ptr<nn::Dropout> drop;
+  std::shared_ptr<nn::Linear> fc1, fc2;
+  BiLstmNet() {
+    emb = register_module("emb", nn::Embedding::from_pretrained(randn({50000, 64}), /*freeze=*/true, /*padding_idx=*/0));
+    lstm = register_module("lstm", std::make_shared<nn::LSTM>(
+                                       nn::LSTMOptions(64, 64).num_layers(2).batch_first(true).bidirectional(true).dropout(0.5)));
+    drop = register_module("drop", std::make_shared<nn::Dropout>(0.5));
+    fc1 = register_module("fc1", std::make_shared<nn::Linear>(128, 64));
+    fc2 = register_module("fc2", std::make_shared<nn::Linear>(64, 2));
+  }
+  Tensor forward(const Tensor& ids) {
+    Tensor out = std::get<0>(lstm->forward(emb->forward(ids)));
+    return fc2->forward(relu(fc1->forward(drop->forward(out.select(1, -1)))));
+  }
+};
+
+void run_bilstm(const Args& a) {
+  bench::StepProtocol p = bench::step_protocol(a.quick);
+  Tensor ids = index_pattern({32, 100}, 50000, 21);
+  Tensor y = index_pattern({32}, 2, 22);
+  long base_rss = bench::current_rss_kb();
+  manual_seed(0);
+  auto net = std::make_shared<BiLstmNet>();
+  std::vector<Tensor> params;
+  for (auto& t : net->parameters())
+    if (t.requires_grad()) params.push_back(t);
+  optim::Adam opt(params, optim::AdamOptions(1e-3));
+  net->train();
+  auto step = [&] {
+    opt.zero_grad();
+    Tensor loss = F::cross_entropy(net->forward(ids), y);
+    loss.backward();
+    opt.step();
+    return loss.item<float>();
+  };
+  float first_loss = 0, last_loss = 0;
+  for (int i = 0; i < p.warmup; ++i) first_loss = step();
+  Record r = make_record(a, "model", "bilstm", "train step B=32 L=100", bench::kBilstmShape);
+  uint64_t storage0 = cpu_memory_stats().system_allocations;
+  bench::start_counting_allocations();
+  for (int i = 0; i < p.timed; ++i) {
+    double t0 = bench::now_s();
+    last_loss = step();
+    r.samples.push_back(bench::now_s() - t0);
+  }
+  bench::AllocCounts counts = bench::stop_counting_allocations();
+  r.extra["first_loss"] = first_loss;
+  r.extra["last_loss"] = last_loss;
+  add_memory(r, base_rss, counts, p.timed, cpu_memory_stats().system_allocations - storage0);
+  bench::emit(a, r);
+}
+
 // ---- ops ------------------------------------------------------------------------------------------------
 
 /// Times one op row; `check` holds the checksum of one call's outputs, compared with the peer's.
@@ -294,8 +356,17 @@ void run_op(const Args& a, const bench::OpSpec& s, const bench::OpProtocol& p) {
       outputs = [=] { return autograd::grad({out}, {w}, {g}, true); };
     }
   } else if (s.kind == "lstm_cell") {
-    bench::emit(a, bench::not_implemented(kFramework, a.case_name, "op", s.group, s.name, s.shape, "nn::LSTM / LSTMCell"));
-    return;
+    // One step of one direction: ember::rnn_layer over a 1-step sequence (what nn::LSTM runs).
+    const int64_t b = d[0], in = d[1], h = d[2];
+    Tensor x = pattern({b, in}, 1, true), h0 = pattern({b, h}, 2, true), c0 = pattern({b, h}, 3, true);
+    Tensor wih = pattern({4 * h, in}, 4, true), whh = pattern({4 * h, h}, 5, true);
+    Tensor bih = pattern({4 * h}, 6, true), bhh = pattern({4 * h}, 7, true);
+    Tensor gh = pattern({b, h}, 8), gc = pattern({b, h}, 9);
+    outputs = [=] {
+      RnnLayerResult res = rnn_layer(RnnMode::kLSTM, x.unsqueeze(0), h0.unsqueeze(0), c0.unsqueeze(0),
+                                     {RnnDirectionWeights{wih, whh, bih, bhh}}, {});
+      return autograd::grad({res.h_n.squeeze(0), res.c_n.squeeze(0)}, {x, h0, c0, wih, whh, bih, bhh}, {gh, gc});
+    };
   } else if (s.kind == "attention") {
     bench::emit(a, bench::not_implemented(kFramework, a.case_name, "op", s.group, s.name, s.shape,
                                           "scaled_dot_product_attention (issue 9)"));
@@ -406,8 +477,7 @@ int main(int argc, char** argv) {
     if (a.case_name == "mnist_b32") run_mnist(a, 32);
     else if (a.case_name == "mnist_b128") run_mnist(a, 128);
     else if (a.case_name == "catdog_step") run_catdog(a);
-    else if (a.case_name == "bilstm_step")
-      run_missing_model(a, "bilstm", "train step B=32 L=100", bench::kBilstmShape, "nn::LSTM (issue 8)");
+    else if (a.case_name == "bilstm_step") run_bilstm(a);
     else if (a.case_name == "bert_step")
       run_missing_model(a, "bert", "train step B=16 L=128", bench::kBertShape,
                         "LayerNorm, GELU, MultiheadAttention, TransformerEncoderLayer (issue 9)");
