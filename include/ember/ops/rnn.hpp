@@ -393,9 +393,9 @@ inline tensor_list rnn_layer_recorded_backward(RnnMode mode, const tensor_list& 
   for (size_t i = 0; i < saved.size(); ++i) {
     if (!saved[i].defined()) continue;
     if (ctx.needs(i)) {
-      // A fresh view to differentiate against: its node stops the inner backward here, so the
-      // graph before the layer is not run twice.
-      in[i] = saved[i].view(saved[i].sizes());
+      // A fresh full-range view to differentiate against (valid for any strides): its node stops
+      // the inner backward here, so the graph before the layer is not run twice.
+      in[i] = saved[i].slice(0, 0, saved[i].size(0));
       wanted.push_back(in[i]);
       idx.push_back(i);
     } else {
