@@ -183,6 +183,22 @@ TEST_CASE("activation: dropout") {
     // float64 inputs stay float64.
     CHECK(dropout(ones({4}, kFloat64), 0.5, true).dtype() == kFloat64);
   }
+  SUBCASE("the fused CPU mask is the composed formula's, bit for bit") {
+    // dropout(x) == x * (rand(x.shape) >= p) / (1 - p) from the same generator state: the fused
+    // kernel must not change which elements a seed drops (CUDA composes the formula).
+    for (DType dt : {kFloat32, kFloat64}) {
+      Tensor x = randn({37, 53}, TensorOptions(dt)).transpose(0, 1);  // non-contiguous
+      for (double p : {0.1, 0.5, 0.9}) {
+        manual_seed(99);
+        Tensor got = dropout(x, p, true);
+        manual_seed(99);
+        Tensor u = rand(x.sizes(), TensorOptions(dt));
+        Tensor want = mul(x, mul(ge(u, Scalar(p)).to(dt), Scalar(1.0 / (1.0 - p))));
+        CHECK(got.sizes() == want.sizes());
+        CHECK(got.to(kFloat64).to_vector<double>() == want.to(kFloat64).to_vector<double>());
+      }
+    }
+  }
   SUBCASE("reproducible under manual_seed, different otherwise") {
     Tensor x = randn({64, 32});
     manual_seed(7);
