@@ -195,27 +195,14 @@ std::shared_ptr<nn::Sequential> catdog_net() {
   return net;
 }
 
-/// Timed training steps on one fixed synthetic batch (the figure is the framework's step, not the
-/// JPEG pipeline): Adam(lr 1e-4, weight_decay 1e-4) and cross-entropy, as in the recipe.
-void run_catdog(const Args& a) {
+/// Times `step` (a training step returning its loss) after the protocol's warm-up steps, with the
+/// memory figures of the timed steps, and emits record `r`. `base_rss` is taken before the model
+/// was built.
+template <typename Step>
+void time_training_steps(const Args& a, Record r, long base_rss, Step&& step) {
   bench::StepProtocol p = bench::step_protocol(a.quick);
-  Tensor x = pattern({32, 3, 150, 150}, 11);
-  Tensor y = index_pattern({32}, 2, 12);
-  long base_rss = bench::current_rss_kb();
-  manual_seed(0);
-  auto net = catdog_net();
-  optim::Adam opt(net->parameters(), optim::AdamOptions(1e-4).weight_decay(1e-4));
-  net->train();
-  auto step = [&] {
-    opt.zero_grad();
-    Tensor loss = F::cross_entropy(net->forward(x), y);
-    loss.backward();
-    opt.step();
-    return loss.item<float>();
-  };
   float first_loss = 0, last_loss = 0;
   for (int i = 0; i < p.warmup; ++i) first_loss = step();
-  Record r = make_record(a, "model", "catdog-cnn", "train step B=32", bench::kCatdogShape);
   uint64_t storage0 = cpu_memory_stats().system_allocations;
   bench::start_counting_allocations();
   for (int i = 0; i < p.timed; ++i) {
@@ -228,6 +215,25 @@ void run_catdog(const Args& a) {
   r.extra["last_loss"] = last_loss;
   add_memory(r, base_rss, counts, p.timed, cpu_memory_stats().system_allocations - storage0);
   bench::emit(a, r);
+}
+
+/// Timed training steps on one fixed synthetic batch (the figure is the framework's step, not the
+/// JPEG pipeline): Adam(lr 1e-4, weight_decay 1e-4) and cross-entropy, as in the recipe.
+void run_catdog(const Args& a) {
+  Tensor x = pattern({32, 3, 150, 150}, 11);
+  Tensor y = index_pattern({32}, 2, 12);
+  long base_rss = bench::current_rss_kb();
+  manual_seed(0);
+  auto net = catdog_net();
+  optim::Adam opt(net->parameters(), optim::AdamOptions(1e-4).weight_decay(1e-4));
+  net->train();
+  time_training_steps(a, make_record(a, "model", "catdog-cnn", "train step B=32", bench::kCatdogShape), base_rss, [&] {
+    opt.zero_grad();
+    Tensor loss = F::cross_entropy(net->forward(x), y);
+    loss.backward();
+    opt.step();
+    return loss.item<float>();
+  });
 }
 
 // ---- tutorial 3: the BiLSTM classifier -------------------------------------------------------------------
@@ -255,7 +261,6 @@ struct BiLstmNet : nn::Module {
 };
 
 void run_bilstm(const Args& a) {
-  bench::StepProtocol p = bench::step_protocol(a.quick);
   Tensor ids = index_pattern({32, 100}, 50000, 21);
   Tensor y = index_pattern({32}, 2, 22);
   long base_rss = bench::current_rss_kb();
@@ -266,28 +271,13 @@ void run_bilstm(const Args& a) {
     if (t.requires_grad()) params.push_back(t);
   optim::Adam opt(params, optim::AdamOptions(1e-3));
   net->train();
-  auto step = [&] {
+  time_training_steps(a, make_record(a, "model", "bilstm", "train step B=32 L=100", bench::kBilstmShape), base_rss, [&] {
     opt.zero_grad();
     Tensor loss = F::cross_entropy(net->forward(ids), y);
     loss.backward();
     opt.step();
     return loss.item<float>();
-  };
-  float first_loss = 0, last_loss = 0;
-  for (int i = 0; i < p.warmup; ++i) first_loss = step();
-  Record r = make_record(a, "model", "bilstm", "train step B=32 L=100", bench::kBilstmShape);
-  uint64_t storage0 = cpu_memory_stats().system_allocations;
-  bench::start_counting_allocations();
-  for (int i = 0; i < p.timed; ++i) {
-    double t0 = bench::now_s();
-    last_loss = step();
-    r.samples.push_back(bench::now_s() - t0);
-  }
-  bench::AllocCounts counts = bench::stop_counting_allocations();
-  r.extra["first_loss"] = first_loss;
-  r.extra["last_loss"] = last_loss;
-  add_memory(r, base_rss, counts, p.timed, cpu_memory_stats().system_allocations - storage0);
-  bench::emit(a, r);
+  });
 }
 
 // ---- ops ------------------------------------------------------------------------------------------------
