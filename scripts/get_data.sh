@@ -6,6 +6,9 @@
 #                                             official files over HTTPS (curl or wget)
 #   scripts/get_data.sh fashion-mnist [DEST]  Fashion-MNIST over HTTPS (or: apt-get install
 #                                             dataset-fashion-mnist -> /usr/share/datasets/fashion-mnist)
+#   scripts/get_data.sh cats_dogs [DEST]      tutorial 2's photos: Kaggle Dogs vs. Cats JPEGs from a
+#                                             public GitHub snapshot, split as ../shared/data/cats_dogs
+#                                             (train: cat/dog.1-2500, test: .4001-4500 of each class)
 #
 # The programs find ./data/<name> by themselves when run from the directory that holds ./data
 # (see include/ember/data/data_dir.hpp for the full lookup order: --data, $EMBER_DATA,
@@ -13,7 +16,7 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -22,9 +25,53 @@ name="$1"
 dest_root="${2:-data}"
 case "$name" in
   -h|--help) usage 0 ;;
-  mnist|fashion-mnist) ;;
-  *) echo "get_data.sh: unknown data set '$name' (known: mnist, fashion-mnist)" >&2; exit 2 ;;
+  mnist|fashion-mnist|cats_dogs) ;;
+  douban_reviews|chnsenticorp)
+    echo "get_data.sh: $name is assembled from several public sources (see SOURCE.md in the shared data" \
+         "folder); there is no single download. Point --data at a folder with train.jsonl and test.jsonl" \
+         "({\"content\": ..., \"label\": 0|1} per line)." >&2
+    exit 2 ;;
+  *) echo "get_data.sh: unknown data set '$name' (known: mnist, fashion-mnist, cats_dogs)" >&2; exit 2 ;;
 esac
+
+if command -v curl >/dev/null 2>&1; then
+  fetch() { curl -fsSL --retry 2 --connect-timeout 15 -o "$2" "$1"; }
+elif command -v wget >/dev/null 2>&1; then
+  fetch() { wget -q --tries=2 --timeout=15 -O "$2" "$1"; }
+else
+  fetch() { return 1; }
+fi
+
+# Tutorial 2: the 4000+1000-per-class training_set/test_set subset of Kaggle's Dogs vs. Cats as
+# published in a GitHub repository (pinned commit), reduced to the split the programs were
+# measured on. About 230 MB to download, 137 MB kept.
+if [[ "$name" == cats_dogs ]]; then
+  dest="$dest_root/cats_dogs"
+  if [[ -d "$dest/train/Cat" && -d "$dest/test/Dog" ]]; then
+    echo "get_data.sh: cats_dogs is already in $dest"
+    exit 0
+  fi
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+  commit=44d62ade1191313b669dbcca6e65a42d7605407d
+  url="https://codeload.github.com/sudarshan-koirala/CNN-for-image-Classification/tar.gz/$commit"
+  echo "get_data.sh: fetching the cat and dog photos ($url)..."
+  if ! fetch "$url" "$tmp/photos.tar.gz"; then
+    echo "get_data.sh: could not download $url (no internet?). On a machine with internet, run" \
+         "scripts/get_data.sh cats_dogs there and copy data/cats_dogs here." >&2
+    exit 1
+  fi
+  tar -xzf "$tmp/photos.tar.gz" -C "$tmp"
+  src="$tmp/CNN-for-image-Classification-$commit/dataset"
+  for cls in Cat Dog; do
+    lower=$(echo "$cls" | tr 'A-Z' 'a-z')
+    mkdir -p "$dest/train/$cls" "$dest/test/$cls"
+    for n in $(seq 1 2500); do cp "$src/training_set/${lower}s/$lower.$n.jpg" "$dest/train/$cls/"; done
+    for n in $(seq 4001 4500); do cp "$src/test_set/${lower}s/$lower.$n.jpg" "$dest/test/$cls/"; done
+  done
+  echo "get_data.sh: cats_dogs is in $dest ($(find "$dest" -name '*.jpg' | wc -l) photos)"
+  exit 0
+fi
 
 dest="$dest_root/$name"
 files=(train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte)
@@ -82,14 +129,6 @@ if [[ "$name" == mnist ]]; then
 else
   mirrors=(http://fashion-mnist.s3-website.eu-central-1.amazonaws.com)
 fi
-if command -v curl >/dev/null 2>&1; then
-  fetch() { curl -fsSL --retry 2 --connect-timeout 15 -o "$2" "$1"; }
-elif command -v wget >/dev/null 2>&1; then
-  fetch() { wget -q --tries=2 --timeout=15 -O "$2" "$1"; }
-else
-  fetch() { return 1; }
-fi
-
 downloaded=1
 for f in "${files[@]}"; do
   got=0
