@@ -993,7 +993,7 @@ int run_eval(CommonOptions& common) {
   const fs::path out = common.out;
   fs::create_directories(out);
   utils::plot_confusion_matrix(out / "confusion.png", cm, kClasses,
-                               "Confusion matrix (test accuracy " + fixed(100 * te.acc, 2) + " %)");
+                               "Test accuracy " + fixed(100 * te.acc, 2) + " %");
   std::cerr << "wrote " << (out / "confusion.png").string() << "\n";
   return 0;
 }
