@@ -17,5 +17,6 @@
 #include "ember/nn/options.hpp"
 #include "ember/nn/rnn.hpp"
 #include "ember/nn/sequential.hpp"
+#include "ember/nn/spectral_norm.hpp"
 #include "ember/nn/state_dict.hpp"
 #include "ember/nn/utils.hpp"
