@@ -437,6 +437,24 @@ TEST_CASE("plot_training_curves: two panels, train and test curves in each") {
   CHECK(count_color(read_png(dir.path / "partial.png"), orange, 0, 0, 1200, 450) == 0);
 }
 
+TEST_CASE("plot_confusion_matrix: a long title over a 2-class matrix is not cut off") {
+  TempDir dir;
+  utils::ConfusionMatrix cm(2);
+  cm.update(0, 0);
+  cm.update(1, 1);
+  utils::plot_confusion_matrix(dir.path / "cm2.png", cm, {"Cat", "Dog"}, "Confusion matrix (test accuracy 93.60 %)");
+  Png img = read_png(dir.path / "cm2.png");
+  // The title's ink (dark grey text) in the top band stays clear of the left and right edges.
+  int minx = img.w, maxx = -1;
+  for (int y = 0; y < 30 && y < img.h; ++y)
+    for (int x = 0; x < img.w; ++x)
+      if (near(img.at(x, y), 0x222222, 60)) minx = std::min(minx, x), maxx = std::max(maxx, x);
+  REQUIRE(maxx >= 0);
+  CHECK(minx >= 4);
+  CHECK(maxx <= img.w - 5);
+  CHECK(maxx - minx > 200);  // the whole title, not a clipped piece
+}
+
 TEST_CASE("plot_confusion_matrix: heatmap cells with counts") {
   TempDir dir;
   utils::ConfusionMatrix cm(3);

@@ -438,8 +438,11 @@ inline void plot_confusion_matrix(const std::filesystem::path& path, const std::
   double top = title_font.size * 2.4;
   double bottom = fs * 0.6 + (rotate_x ? name_w : tick_font.size * 1.4) + label_font.size * 2.0;
   double right = fs * 1.5;
-  int width = static_cast<int>(std::ceil(left + cell * k + right));
+  // A title wider than a small matrix (2 classes) widens the picture instead of being cut off.
+  const double title_w = text_width(scratch.cr(), title, title_font);
+  int width = static_cast<int>(std::ceil(std::max(left + cell * k + right, title_w + 2 * fs)));
   int height = static_cast<int>(std::ceil(top + cell * k + bottom));
+  const double title_x = std::clamp(left + cell * k / 2, title_w / 2 + fs, static_cast<double>(width) - title_w / 2 - fs);
 
   Canvas canvas(width, height);
   cairo_t* cr = canvas.cr();
@@ -475,7 +478,7 @@ inline void plot_confusion_matrix(const std::filesystem::path& path, const std::
     draw_text(cr, left - fs * 0.5, top + cell * (static_cast<double>(i) + 0.5), name(i), tick_font, text, HAlign::Right,
               VAlign::Middle);
   }
-  draw_text(cr, left + cell * k / 2, title_font.size * 0.7, title, title_font, text, HAlign::Center, VAlign::Top);
+  draw_text(cr, title_x, title_font.size * 0.7, title, title_font, text, HAlign::Center, VAlign::Top);
   draw_text(cr, left + cell * k / 2, height - fs * 0.6, "Predicted label", label_font, text, HAlign::Center,
             VAlign::Bottom);
   draw_text(cr, fs * 0.8, top + cell * k / 2, "True label", label_font, text, HAlign::Center, VAlign::Top, -std::numbers::pi / 2);
