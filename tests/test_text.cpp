@@ -170,6 +170,12 @@ TEST_CASE("StopWords: one per line, trimmed like str.strip(), BOM and blank line
   write_file(path, "好\n\xFF\xFE\n");
   CHECK_THROWS_WITH_AS(text::StopWords::load(path), doctest::Contains("line 2 is not valid UTF-8"), ember::Error);
   CHECK_THROWS_WITH_AS(text::StopWords::load(dir / "missing.txt"), doctest::Contains("cannot open"), ember::Error);
+  // parse(): the same rules on text in memory (a list stored in a checkpoint), named in errors.
+  auto parsed = text::StopWords::parse("\xEF\xBB\xBF的\r\n  了 \n\n呢");
+  CHECK(parsed.size() == 3);
+  for (const char* w : {"的", "了", "呢"}) CHECK_MESSAGE(parsed.contains(w), w);
+  CHECK_THROWS_WITH_AS(text::StopWords::parse("a\n\xFF\n", "the checkpoint's list"),
+                       doctest::Contains("the checkpoint's list line 2 is not valid UTF-8"), ember::Error);
 }
 
 TEST_CASE("Vocab::build: specials first, count desc, ties first-seen or lexical, min_count, max_size") {

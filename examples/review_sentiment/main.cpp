@@ -247,20 +247,6 @@ std::string read_file(const fs::path& p) {
   return std::move(ss).str();
 }
 
-/// StopWords from the text of a stopword file (the same trimming as StopWords::load).
-text::StopWords parse_stopwords(const std::string& content) {
-  text::StopWords sw;
-  std::istringstream in(content);
-  std::string line;
-  for (bool first = true; std::getline(in, line); first = false) {
-    std::string_view l(line);
-    if (first && l.starts_with("\xEF\xBB\xBF")) l.remove_prefix(3);
-    l = text::detail::strip(text::utf8::sanitize(l));
-    if (!l.empty()) sw.add(l);
-  }
-  return sw;
-}
-
 std::shared_ptr<const text::Segmenter> make_segmenter(const std::string& dict) {
   if (dict.empty() && !text::Segmenter::default_available())
     EMBER_FAIL("jieba's dictionary is not in ", text::kJiebaDir, ": apt-get install python3-jieba, or pass --dict PATH "
@@ -272,7 +258,7 @@ std::shared_ptr<const text::Segmenter> make_segmenter(const std::string& dict) {
 text::Preprocessor make_preprocessor(const std::string& dict, const std::string& stopword_text) {
   text::PreprocessOptions po;
   po.remove_digits(true).t2s(text::OpenCC("t2s.json")).hmm(true);
-  po.stopwords(parse_stopwords(stopword_text));
+  po.stopwords(text::StopWords::parse(stopword_text, "the stopword list"));
   return text::Preprocessor(make_segmenter(dict), po);
 }
 

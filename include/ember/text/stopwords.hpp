@@ -82,7 +82,12 @@ class StopWords {
 
   /// Reads one word per line; see the header comment for trimming.
   static StopWords load(const std::string& path) {
-    std::string text = detail::read_text_file(path, "StopWords::load");
+    return parse(detail::read_text_file(path, "StopWords::load"), "'" + path + "'");
+  }
+
+  /// The words of `text`, one per line, as load() reads a file (`source` names it in errors; e.g.
+  /// a stopword list stored inside a checkpoint).
+  static StopWords parse(std::string_view text, const std::string& source = "the text") {
     StopWords sw;
     size_t begin = 0;
     for (size_t line = 1; begin <= text.size(); ++line) {
@@ -90,7 +95,7 @@ class StopWords {
       size_t end = nl == std::string::npos ? text.size() : nl;
       std::string_view raw(text.data() + begin, end - begin);
       if (line == 1 && raw.starts_with("\xEF\xBB\xBF")) raw.remove_prefix(3);
-      EMBER_CHECK(utf8::is_valid(raw), "StopWords::load: '", path, "' line ", line, " is not valid UTF-8");
+      EMBER_CHECK(utf8::is_valid(raw), "StopWords: ", source, " line ", line, " is not valid UTF-8");
       std::string_view w = detail::strip(raw);
       if (!w.empty()) sw.add(w);
       if (nl == std::string::npos) break;
