@@ -159,11 +159,16 @@ void col2im(const T* col, T* x, const ConvParams& p, int64_t channels) {
 template <typename T>
 using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-/// Runs f(begin, end) over images: spread over threads when there are enough images to keep them
-/// busy (each GEMM then runs serially), otherwise in one go so Eigen threads each GEMM itself.
+/// Runs f(begin, end) over the images of a convolution: spread over threads when there are enough
+/// images to keep them busy (each GEMM then runs serially) and enough work to pay for waking them,
+/// otherwise in one go so Eigen threads each GEMM itself. (A tiny convolution, e.g. two 8 x 8
+/// images in a gradgradcheck, forked on every call: 20x slower on a loaded machine.)
 template <typename F>
-void for_images(int64_t n, const F& f) {
-  if (n >= 2 && n >= get_num_threads()) parallel_for(0, n, 1, f);
+void for_images(const ConvParams& p, const F& f) {
+  constexpr int64_t kMinParallelMacs = int64_t{1} << 18;  // ~0.1 ms of serial GEMM
+  const int64_t macs = p.n * p.o * (p.c / p.groups) * p.kh * p.kw * p.oh * p.ow;
+  const int64_t n = p.n;
+  if (n >= 2 && n >= get_num_threads() && macs >= kMinParallelMacs) parallel_for(0, n, 1, f);
   else f(0, n);
 }
 
@@ -174,7 +179,7 @@ template <typename T>
 void conv2d_forward_cpu(const ConvParams& p, const T* x, const T* w, T* y, const T* bias = nullptr) {
   const int64_t G = p.groups, cg = p.c / G, og = p.o / G, K = cg * p.kh * p.kw, ohw = p.oh * p.ow;
   const bool pointwise = is_pointwise(p);
-  for_images(p.n, [&](int64_t b, int64_t e) {
+  for_images(p, [&](int64_t b, int64_t e) {
     T* col = pointwise ? nullptr : conv_workspace<T, 0>(static_cast<size_t>(K * ohw));
     for (int64_t n = b; n < e; ++n) {
       for (int64_t g = 0; g < G; ++g) {
@@ -199,7 +204,7 @@ template <typename T>
 void conv2d_backward_data_cpu(const ConvParams& p, const T* dy, const T* w, T* dx) {
   const int64_t G = p.groups, cg = p.c / G, og = p.o / G, K = cg * p.kh * p.kw, ohw = p.oh * p.ow;
   const bool pointwise = is_pointwise(p);
-  for_images(p.n, [&](int64_t b, int64_t e) {
+  for_images(p, [&](int64_t b, int64_t e) {
     T* col = pointwise ? nullptr : conv_workspace<T, 0>(static_cast<size_t>(K * ohw));
     for (int64_t n = b; n < e; ++n) {
       for (int64_t g = 0; g < G; ++g) {
@@ -227,7 +232,7 @@ void conv2d_backward_filter_cpu(const ConvParams& p, const T* x, const T* dy, T*
   const int64_t wsize = p.o * K;
   std::fill(dw, dw + wsize, T(0));
   std::mutex mu;
-  for_images(p.n, [&](int64_t b, int64_t e) {
+  for_images(p, [&](int64_t b, int64_t e) {
     T* col = pointwise ? nullptr : conv_workspace<T, 0>(static_cast<size_t>(K * ohw));
     bool whole = b == 0 && e == p.n;  // one chunk: accumulate straight into dw
     T* acc = whole ? dw : conv_workspace<T, 1>(static_cast<size_t>(wsize));
