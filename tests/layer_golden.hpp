@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ember/ember.hpp"
+#include "golden_json.hpp"
 
 #ifndef EMBER_SOURCE_DIR
 #define EMBER_SOURCE_DIR "."
@@ -26,30 +27,11 @@ using json = nlohmann::json;
 
 ember::TensorOptions f64g() { return ember::TensorOptions(ember::kFloat64).requires_grad(true); }
 
-Tensor from_json(const json& j) {
-  ember::Shape shape(j.at("shape").get<std::vector<int64_t>>());
-  if (j.at("dtype") == "int64") return ember::tensor(j.at("data").get<std::vector<int64_t>>(), shape);
-  return ember::tensor(j.at("data").get<std::vector<double>>(), shape);
-}
+Tensor from_json(const json& j) { return ember_test::tensor_from_json(j); }
 
 /// Empty when `a` matches the JSON tensor within 1e-9; otherwise what differs.
 std::string compare(const Tensor& a, const json& e, const std::string& what) {
-  std::ostringstream os;
-  os.precision(17);
-  if (!a.defined()) return what + ": undefined";
-  ember::Shape shape(e.at("shape").get<std::vector<int64_t>>());
-  if (a.sizes() != shape) {
-    os << what << ": shape " << a.sizes() << ", expected " << shape;
-    return os.str();
-  }
-  std::vector<double> av = a.to_vector<double>(), ev = e.at("data").get<std::vector<double>>();
-  for (size_t i = 0; i < ev.size(); ++i) {
-    if (!(std::abs(av[i] - ev[i]) <= 1e-9 + 1e-9 * std::abs(ev[i]))) {
-      os << what << ": element " << i << " is " << av[i] << ", PyTorch gives " << ev[i];
-      return os.str();
-    }
-  }
-  return "";
+  return ember_test::compare_to_golden(a, e, what);
 }
 
 const json& golden() {

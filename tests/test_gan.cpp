@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "ember/ember.hpp"
+#include "golden_json.hpp"
 #include "ember/nn/nn.hpp"
 #include "ember/nn/spectral_norm.hpp"
 #include "ember/optim/optim.hpp"
@@ -76,17 +77,11 @@ Tensor gradient_penalty(Critic& D, const Tensor& real, const Tensor& fake, const
   return ember::mean(ember::pow(ember::norm(g, 2, {1}) - 1.0, 2));
 }
 
-Tensor gan_from_json(const json& j) {
-  ember::Shape shape(j.at("shape").get<std::vector<int64_t>>());
-  if (j.at("dtype") == "int64") return ember::tensor(j.at("data").get<std::vector<int64_t>>(), shape);
-  return ember::tensor(j.at("data").get<std::vector<double>>(), shape);
-}
+Tensor gan_from_json(const json& j) { return ember_test::tensor_from_json(j); }
 
 /// Empty when `a` matches the JSON tensor within `tol` relative to max(1, |expected|); a JSON null
 /// (PyTorch: unused) must be an undefined or all-zero gradient.
 std::string gan_compare(const Tensor& a, const json& e, const std::string& what, double tol = 1e-9) {
-  std::ostringstream os;
-  os.precision(17);
   if (e.is_null()) {
     if (!a.defined()) return "";
     for (double v : a.to_vector<double>())
@@ -100,18 +95,7 @@ std::string gan_compare(const Tensor& a, const json& e, const std::string& what,
       if (v != 0) return what + ": undefined, PyTorch's is nonzero";
     return "";
   }
-  ember::Shape shape(e.at("shape").get<std::vector<int64_t>>());
-  if (a.sizes() != shape) {
-    os << what << ": shape " << a.sizes() << ", PyTorch has " << shape;
-    return os.str();
-  }
-  std::vector<double> av = a.to_vector<double>(), ev = e.at("data").get<std::vector<double>>();
-  for (size_t i = 0; i < ev.size(); ++i)
-    if (!(std::abs(av[i] - ev[i]) <= tol * std::max(1.0, std::abs(ev[i])))) {
-      os << what << ": element " << i << " is " << av[i] << ", PyTorch gives " << ev[i];
-      return os.str();
-    }
-  return "";
+  return ember_test::compare_to_golden(a, e, what, ember_test::Tolerance::relative_floor_one(tol));
 }
 
 #define GAN_CHECK_CLOSE(a, e, what)                   \

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "ember/ember.hpp"
+#include "golden_json.hpp"
 #include "ember/nn/attention_pool.hpp"
 #include "ember/nn/nn.hpp"
 #include "ember/nn/rnn.hpp"
@@ -31,30 +32,11 @@ using ember::tensor_list;
 using ojson = nlohmann::ordered_json;
 namespace nn = ember::nn;
 
-Tensor rnn_from_json(const ojson& j, ember::DType dt = ember::kFloat64) {
-  ember::Shape shape(j.at("shape").get<std::vector<int64_t>>());
-  if (j.at("dtype") == "int64") return ember::tensor(j.at("data").get<std::vector<int64_t>>(), shape);
-  return ember::tensor(j.at("data").get<std::vector<double>>(), shape).to(dt);
-}
+Tensor rnn_from_json(const ojson& j, ember::DType dt = ember::kFloat64) { return ember_test::tensor_from_json(j, dt); }
 
-/// Empty when `a` matches `e` within atol + rtol |e|; otherwise what differs.
+/// Empty when `a` matches `e` within tol + tol |e|; otherwise what differs.
 std::string rnn_compare(const Tensor& a, const ojson& e, const std::string& what, double tol) {
-  std::ostringstream os;
-  os.precision(17);
-  if (!a.defined()) return what + ": undefined";
-  ember::Shape shape(e.at("shape").get<std::vector<int64_t>>());
-  if (a.sizes() != shape) {
-    os << what << ": shape " << a.sizes() << ", expected " << shape;
-    return os.str();
-  }
-  std::vector<double> av = a.to_vector<double>(), ev = e.at("data").get<std::vector<double>>();
-  for (size_t i = 0; i < ev.size(); ++i) {
-    if (!(std::abs(av[i] - ev[i]) <= tol + tol * std::abs(ev[i]))) {
-      os << what << ": element " << i << " is " << av[i] << ", PyTorch gives " << ev[i];
-      return os.str();
-    }
-  }
-  return "";
+  return ember_test::compare_to_golden(a, e, what, ember_test::Tolerance::sum(tol));
 }
 
 const ojson& rnn_golden() {

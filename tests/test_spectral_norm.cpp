@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "ember/ember.hpp"
+#include "golden_json.hpp"
 #include "ember/nn/nn.hpp"
 #include "ember/nn/spectral_norm.hpp"
 
@@ -28,29 +29,11 @@ using ember::tensor_list;
 using json = nlohmann::json;
 namespace nn = ember::nn;
 
-Tensor sn_from_json(const json& j) {
-  ember::Shape shape(j.at("shape").get<std::vector<int64_t>>());
-  if (j.at("dtype") == "int64") return ember::tensor(j.at("data").get<std::vector<int64_t>>(), shape);
-  return ember::tensor(j.at("data").get<std::vector<double>>(), shape);
-}
+Tensor sn_from_json(const json& j) { return ember_test::tensor_from_json(j); }
 
 /// Empty when `a` matches the JSON tensor within `tol` (relative to max(1, |expected|)).
 std::string sn_compare(const Tensor& a, const json& e, const std::string& what, double tol = 1e-10) {
-  std::ostringstream os;
-  os.precision(17);
-  if (!a.defined()) return what + ": undefined";
-  ember::Shape shape(e.at("shape").get<std::vector<int64_t>>());
-  if (a.sizes() != shape) {
-    os << what << ": shape " << a.sizes() << ", PyTorch has " << shape;
-    return os.str();
-  }
-  std::vector<double> av = a.to_vector<double>(), ev = e.at("data").get<std::vector<double>>();
-  for (size_t i = 0; i < ev.size(); ++i)
-    if (!(std::abs(av[i] - ev[i]) <= tol * std::max(1.0, std::abs(ev[i])))) {
-      os << what << ": element " << i << " is " << av[i] << ", PyTorch gives " << ev[i];
-      return os.str();
-    }
-  return "";
+  return ember_test::compare_to_golden(a, e, what, ember_test::Tolerance::relative_floor_one(tol));
 }
 
 #define SN_CHECK_CLOSE(a, e, what)                \
