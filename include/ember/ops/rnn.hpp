@@ -459,7 +459,9 @@ inline RnnLayerResult rnn_layer_fused(RnnMode mode, const Tensor& x_in, const Te
   Tensor aux = make_tensor({D, T, B, H}, dt, kCPU);  // LSTM: the cell state before each step; GRU: W_hn h + b_hn
   auto lens = std::make_shared<std::vector<int64_t>>(lengths);
 
-  visit_floating(dt, rnn_mode_name(mode), [&]<typename S>() {
+  // The kernels' view of the layer, the same for the forward and its backward (whose closure keeps
+  // these buffers alive).
+  auto fused_args = [=]<typename S>() {
     RnnFusedArgs<S> a;
     a.lstm = lstm, a.T = T, a.B = B, a.I = I, a.H = H, a.D = D, a.G = G;
     a.len = lens->empty() ? nullptr : lens->data();
@@ -469,6 +471,10 @@ inline RnnLayerResult rnn_layer_fused(RnnMode mode, const Tensor& x_in, const Te
     a.xp = xp.data_ptr<S>();
     a.hprev = hprev.data_ptr<S>();
     (lstm ? a.cprev : a.ghn) = aux.data_ptr<S>();
+    return a;
+  };
+  visit_floating(dt, rnn_mode_name(mode), [&]<typename S>() {
+    RnnFusedArgs<S> a = fused_args.template operator()<S>();
     S* out = packed.data_ptr<S>();
     S* hn = out + n_out;
     S* cn = lstm ? hn + n_state : nullptr;
@@ -507,15 +513,7 @@ inline RnnLayerResult rnn_layer_fused(RnnMode mode, const Tensor& x_in, const Te
           tensor_list dw_hh(D), db_hh(D);
           Tensor db_x;
           visit_floating(dt, rnn_mode_name(mode), [&]<typename S>() {
-            RnnFusedArgs<S> a;
-            a.lstm = lstm, a.T = T, a.B = B, a.I = I, a.H = H, a.D = D, a.G = G;
-            a.len = lens->empty() ? nullptr : lens->data();
-            a.x = x.data_ptr<S>();
-            a.w_ih = w_ih.data_ptr<S>();
-            for (int64_t d = 0; d < D; ++d) a.w_hh.push_back(w_hh[d].data_ptr<S>());
-            a.xp = xp.data_ptr<S>();
-            a.hprev = hprev.data_ptr<S>();
-            (lstm ? a.cprev : a.ghn) = aux.data_ptr<S>();
+            RnnFusedArgs<S> a = fused_args.template operator()<S>();
             const S* gp = g.data_ptr<S>();
             for (int64_t d = 0; d < D; ++d) {
               dw_hh[d] = make_tensor({G, H}, dt, kCPU);
