@@ -43,6 +43,8 @@
 #include "ember/utils/utils.hpp"
 #include "ember/vision/vision.hpp"
 
+#include "models.hpp"
+
 namespace fs = std::filesystem;
 using namespace ember;
 namespace F = ember::nn::functional;
@@ -56,9 +58,6 @@ constexpr int64_t kBatchSize = 32;
 // memory (conv1's output alone is 86 MB at 1000).
 constexpr int64_t kTestBatchSize = 250;
 constexpr uint64_t kSeed = 1;
-// MNIST's pixel mean and standard deviation (torchvision's Normalize((0.1307,), (0.3081,))).
-constexpr double kMean = 0.1307;
-constexpr double kStd = 0.3081;
 constexpr int64_t kClasses = 10;
 // Exit codes of `train` besides 0 and 1 (an error: bad input, a failed save). A graceful stop on
 // SIGINT/SIGTERM exits with 128 + the signal (130, 143) after saving; see README.md.
@@ -66,51 +65,14 @@ constexpr int kExitDiverged = 3;  // the loss (or the weights) became NaN/Inf
 
 // ---- the networks ------------------------------------------------------------------------------
 
-/// The original tutorial's network, layer for layer (note: no activation between the two
-/// Linear layers, as in the original). 2.4 M multiply-adds per image, 99,376 parameters.
-class Net : public nn::Sequential {
- public:
-  Net() {
-    push_back("conv1", std::make_shared<nn::Conv2d>(1, 32, 3));   // [N, 32, 26, 26]
-    push_back("relu1", std::make_shared<nn::ReLU>());
-    push_back("pool1", std::make_shared<nn::MaxPool2d>(2));       // [N, 32, 13, 13]
-    push_back("conv2", std::make_shared<nn::Conv2d>(32, 64, 3));  // [N, 64, 11, 11]
-    push_back("relu2", std::make_shared<nn::ReLU>());
-    push_back("pool2", std::make_shared<nn::MaxPool2d>(2));       // [N, 64, 5, 5]
-    push_back("flatten", std::make_shared<nn::Flatten>());        // [N, 1600]
-    push_back("fc1", std::make_shared<nn::Linear>(1600, 50));
-    push_back("fc2", std::make_shared<nn::Linear>(50, 10));
-  }
-  std::string name() const override { return "Net"; }
-};
-
-/// Our network for >= 99.4 %: three conv-BatchNorm-ReLU-pool blocks (padding keeps the borders,
-/// where MNIST strokes often end), dropout before a small classifier. About 3x the original's
-/// multiply-adds; trained with augmentation (RandomAffine) and AdamW with a cosine schedule.
-class ImprovedNet : public nn::Sequential {
- public:
-  ImprovedNet() {
-    block("1", 1, 32);    // [N, 32, 14, 14]
-    block("2", 32, 64);   // [N, 64, 7, 7]
-    block("3", 64, 128);  // [N, 128, 3, 3]
-    push_back("flatten", std::make_shared<nn::Flatten>());  // [N, 1152]
-    push_back("drop1", std::make_shared<nn::Dropout>(0.3));
-    push_back("fc1", std::make_shared<nn::Linear>(1152, 128));
-    push_back("relu", std::make_shared<nn::ReLU>());
-    push_back("drop2", std::make_shared<nn::Dropout>(0.3));
-    push_back("fc2", std::make_shared<nn::Linear>(128, 10));
-  }
-  std::string name() const override { return "ImprovedNet"; }
-
- private:
-  void block(const std::string& i, int64_t in, int64_t out) {
-    // No conv bias: the BatchNorm right after it has its own shift.
-    push_back("conv" + i, std::make_shared<nn::Conv2d>(nn::Conv2dOptions(in, out, 3).padding(1).bias(false)));
-    push_back("bn" + i, std::make_shared<nn::BatchNorm2d>(out));
-    push_back("relu" + i, std::make_shared<nn::ReLU>());
-    push_back("pool" + i, std::make_shared<nn::MaxPool2d>(2));
-  }
-};
+// Net (the original), ImprovedNet, make_model() and the normalisation they expect (kMean, kStd)
+// live in models.hpp, shared with tutorial 4 (cgan_mnist evaluate), which measures its generated
+// digits with this program's classifier.
+using mnist_cnn::ImprovedNet;
+using mnist_cnn::kMean;
+using mnist_cnn::kStd;
+using mnist_cnn::make_model;
+using mnist_cnn::Net;
 
 /// How each network is trained unless the command line says otherwise.
 struct Recipe {
@@ -125,12 +87,6 @@ struct Recipe {
 // the same network past 99.0 % in the same 8 epochs (see README.md for the measurements).
 const Recipe kOriginalRecipe{"sgd", 1e-2, 0.9, 0.0, "none", false};
 const Recipe kImprovedRecipe{"adamw", 2e-3, 0.9, 1e-2, "cosine", true};
-
-std::shared_ptr<nn::Sequential> make_model(const std::string& name) {
-  if (name == "original") return std::make_shared<Net>();
-  if (name == "improved") return std::make_shared<ImprovedNet>();
-  EMBER_FAIL("unknown model '", name, "' (expected original or improved)");
-}
 
 // ---- data --------------------------------------------------------------------------------------
 
