@@ -11,3 +11,4 @@
 #include "ember/text/preprocess.hpp"
 #include "ember/text/keyed_vectors.hpp"
 #include "ember/text/word2vec.hpp"
+#include "ember/text/bert_tokenizer.hpp"
