@@ -665,7 +665,8 @@ class BertTokenizer {
       e.num_truncated = (na - ka) + (nb - kb);
       a.resize(static_cast<size_t>(ka));
       if (b) b->resize(static_cast<size_t>(kb));
-      notice("a text of ", na + nb + specials, " tokens was truncated to max_length ", max_length);
+      notice("a text of ", na + nb + specials, " tokens was truncated to max_length ", max_length,
+             " (BertEncoding::num_truncated counts the tokens dropped)");
     } else if (na + nb + specials > options_.model_max_length()) {
       notice("a text of ", na + nb + specials, " tokens is longer than the model's maximum of ",
              options_.model_max_length(), " (no truncation asked): running it through the model will fail");
@@ -728,7 +729,7 @@ class BertTokenizer {
   void notice(Args&&... args) const {
     if (!options_.warn() || noticed_->exchange(true)) return;
     std::cerr << "BertTokenizer: " << ::ember::detail::str_cat(std::forward<Args>(args)...)
-              << " (noticed once per tokenizer; BertEncoding::num_truncated counts dropped tokens)\n";
+              << "; this notice is printed once per tokenizer\n";
   }
 
   Vocab vocab_;
