@@ -12,3 +12,4 @@
 #include "ember/text/keyed_vectors.hpp"
 #include "ember/text/word2vec.hpp"
 #include "ember/text/bert_tokenizer.hpp"
+#include "ember/text/mlm_collator.hpp"
