@@ -261,3 +261,20 @@ TEST_CASE("cgan_mnist: a few critic steps move the loss, resume is exact, genera
   CHECK(wrong.code == 1);
   CHECK_MESSAGE(wrong.err.find("is not an mnist_cnn checkpoint") != std::string::npos, wrong.err);
 }
+
+TEST_CASE("cgan_mnist: a loss that becomes NaN stops training with exit code 3 and saves nothing") {
+  if (kCganBin.empty()) {
+    MESSAGE("skipped: cgan_mnist was not built (needs CLI11, zlib, nlohmann-json, stb and cairo)");
+    return;
+  }
+  ember_test::ScratchDir d("cgan_nan");
+  // Absurd learning rates: the first update throws the weights to ~1e30, the next losses are NaN.
+  auto r = cgan("train " + tiny_mnist(d) + "--batch-size 4 --workers 0 --epochs 1 --lr-d 1e30 --lr-g 1e30 --out " +
+                    shell_quote(d / "run"),
+                d);
+  CHECK(r.code == 3);
+  CHECK_MESSAGE(r.err.find("error: training diverged: the critic loss is") != std::string::npos, r.err);
+  CHECK(r.err.find("--lr-d") != std::string::npos);
+  CHECK(!fs::exists(d.path() / "run" / "last.safetensors"));
+  CHECK(lines_with_prefix(r.out, "Epoch: ").empty());
+}
