@@ -666,10 +666,13 @@ struct Uniform {
 /// A number as handwriting on paper: the generated digits placed side by side (each trimmed to
 /// its ink, a gap of 3-7 px and a vertical jitter of up to 2 px at MNIST's scale, as a hand
 /// spaces them), dark ink on white, upscaled 3x. Separate, non-touching digits are what
-/// `mnist_cnn read` segments best; it finds the polarity by itself.
+/// `mnist_cnn read` segments best; it finds the polarity by itself. Faint grey below kPaper (a
+/// generator's background is never exactly -1) becomes paper, so it neither widens the trimmed
+/// digit nor draws a box around it.
 vision::GrayImage compose_number(const std::vector<vision::GrayImage>& digits, uint64_t seed) {
   constexpr int kMargin = 10, kJitter = 2, kScale = 3;
-  constexpr float kInk = 0.25f;  // what counts as a stroke when trimming
+  constexpr float kInk = 0.5f;     // what counts as a stroke when trimming
+  constexpr float kPaper = 0.2f;   // fainter than this is background
   Uniform u(seed);
   struct Placed {
     const vision::GrayImage* img;
@@ -697,8 +700,9 @@ vision::GrayImage compose_number(const std::vector<vision::GrayImage>& digits, u
     for (int r = 0; r < 28; ++r)
       for (int c = p.x0; c <= p.x1; ++c) {
         const int X = c + p.dx, Y = r + kMargin + p.dy;
+        const float a = (*p.img)(c, r);
         float& v = ink(X, Y);
-        v = std::max(v, (*p.img)(c, r));
+        v = std::max(v, a < kPaper ? 0.f : a);
       }
   vision::GrayImage big = vision::resize_area(ink, width * kScale, height * kScale);
   for (float& v : big.data) v = 1.f - 0.9f * std::clamp(v, 0.f, 1.f);  // dark ink, white paper
