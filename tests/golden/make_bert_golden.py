@@ -12,7 +12,7 @@ names, so state_dict keys are Hugging Face's, and writes model.safetensors by ha
       writes tests/golden/bert/{tiny_cls,tiny_mlm,tiny_mlm_legacy}/{config.json,model.safetensors}
       and tests/golden/bert/bert.json (inputs, logits, loss and some gradients in eval mode,
       computed in float64 from the stored float32 weights)
-  /usr/bin/python3 tests/golden/make_bert_golden.py check DIR KIND
+  /usr/bin/python3 tests/golden/make_bert_golden.py check DIR KIND [DIR KIND ...]
       reads a folder Ember's save_pretrained wrote (KIND = cls or mlm) with an independent
       reader, loads it into the PyTorch model (missing keys: only the tied ones) and checks its
       logits on the golden inputs against bert.json; exit status 0 on success
@@ -366,8 +366,9 @@ def check(d, kind):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "check":
-        sys.exit(0 if check(sys.argv[2], sys.argv[3]) else 1)
+    if len(sys.argv) >= 4 and len(sys.argv) % 2 == 0 and sys.argv[1] == "check":
+        pairs = list(zip(sys.argv[2::2], sys.argv[3::2]))
+        sys.exit(0 if all([check(d, k) for d, k in pairs]) else 1)
     if len(sys.argv) == 1:
         generate()
         sys.exit(0)
