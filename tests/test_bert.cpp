@@ -181,6 +181,7 @@ TEST_CASE("BertForMaskedLM: tied decoder, both key spellings, logits/loss/gradie
       auto full = model->forward(gi("input_ids"), gi("attention_mask"), gi("token_type_ids"), gi("mlm_labels"));
       auto part = model->masked_lm(gi("input_ids"), gi("attention_mask"), gi("token_type_ids"), gi("mlm_labels"));
       CHECK(part.logits.sizes() == ember::Shape{5, 50});
+      CHECK(part.targets.to_vector<int64_t>() == std::vector<int64_t>{11, 4, 3, 49, 30});
       CHECK(part.loss.item<double>() == doctest::Approx(full.loss.item<double>()).epsilon(1e-6));
       Tensor row = full.logits.select(0, 2).select(0, 5);  // the 5th labelled position
       CHECK(ember::sub(part.logits.select(0, 4), row).abs().max().item<double>() < 1e-5);

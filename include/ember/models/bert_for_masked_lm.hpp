@@ -35,6 +35,7 @@ namespace ember::models {
 struct MaskedLMOutput {
   Tensor loss;    ///< undefined without labels
   Tensor logits;  ///< [B, L, vocab] from forward; [labelled positions, vocab] from masked_lm
+  Tensor targets;  ///< masked_lm only: the labels of those rows [n] (accuracy = argmax(logits) == targets)
 };
 
 class BertPredictionHeadTransform : public nn::Module {
@@ -113,13 +114,15 @@ class BertForMaskedLM : public nn::Module {
     MaskedLMOutput out;
     if (pos.empty()) {
       out.logits = zeros({0, config.vocab_size}, TensorOptions(h.dtype()));
+      out.targets = zeros({0}, TensorOptions(kInt64));
       out.loss = mul(sum(h), Scalar(0.0));
       return out;
     }
     const auto n = static_cast<int64_t>(pos.size());
     Tensor picked = index_select(h.reshape({-1, H}), 0, tensor(pos, {n}).to(h.device()));
     out.logits = cls->predictions->forward(picked);
-    out.loss = nn::functional::cross_entropy(out.logits, tensor(target, {n}).to(h.device()));
+    out.targets = tensor(target, {n}).to(h.device());
+    out.loss = nn::functional::cross_entropy(out.logits, out.targets);
     return out;
   }
 
