@@ -394,7 +394,7 @@ struct LoadedGan {
   std::shared_ptr<CGAN> gan;
   nlohmann::json meta;
   fs::path path;
-  int64_t epoch = 0;
+  int64_t epoch = 0, step = 0;  // where training stood when it was saved
 };
 
 fs::path default_checkpoint(const CommonOptions& o) {
@@ -407,7 +407,7 @@ LoadedGan load_gan(const CommonOptions& o, Device device) {
               o.checkpoint.empty() && o.out != kDefaultOut ? " --out " + o.out : std::string(),
               ") or pass --checkpoint FILE");
   io::Checkpoint ckpt = io::read_checkpoint(path.string());
-  LoadedGan m{std::make_shared<CGAN>(), cgan_metadata(ckpt, path), path, ckpt.info.epoch};
+  LoadedGan m{std::make_shared<CGAN>(), cgan_metadata(ckpt, path), path, ckpt.info.epoch, ckpt.info.step};
   try {
     m.gan->load_state_dict(ckpt.model);
   } catch (const Error& e) {
@@ -919,7 +919,7 @@ int run_evaluate(const CommonOptions& common, const EvaluateOptions& e) {
   const double fidelity = static_cast<double>(right_all) / static_cast<double>(fake_labels.size());
   const double fd = frechet_distance(fake_feat, test_feat), fd_floor = frechet_distance(train_feat, test_feat);
 
-  std::cout << "Checkpoint: " << m.path.string() << " (epoch " << m.epoch << "); classifier: " << e.classifier << " ("
+  std::cout << "Checkpoint: " << m.path.string() << " (" << m.epoch << " epochs, " << m.step << " critic steps); classifier: " << e.classifier << " ("
             << clf.model << ", " << fake_feat.cols() << " features)\n"
             << "Class fidelity: " << fixed(100 * fidelity, 2) << " % of " << fake_labels.size()
             << " generated digits classified as requested\n"
@@ -939,7 +939,7 @@ int run_evaluate(const CommonOptions& common, const EvaluateOptions& e) {
   }
   std::cout << "Lowest per-digit fidelity: " << fixed(100 * worst, 2) << " %\n";
 
-  nlohmann::json result = {{"checkpoint", m.path.string()}, {"epoch", m.epoch},        {"classifier", e.classifier},
+  nlohmann::json result = {{"checkpoint", m.path.string()}, {"epoch", m.epoch}, {"step", m.step}, {"classifier", e.classifier},
                            {"per_class", e.per_class},      {"fidelity", fidelity},    {"fidelity_min", worst},
                            {"frechet_distance", fd},        {"frechet_floor", fd_floor}, {"per_digit", per_digit}};
   // Round trip: random 4-digit numbers drawn, then read back as `mnist_cnn read` does.
