@@ -3,8 +3,11 @@
 // Debian's python3-jieba, every case says so and passes).
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -236,4 +239,220 @@ TEST_CASE("review_sentiment: bad input files give file:line errors or counted sk
   r = ember_test::run_program(prep + "--dict " + shell_quote(d / "nowhere/dict.txt") + " " + shell_quote(d / "fresh.jsonl"), err);
   CHECK(r.code == 1);
   CHECK_MESSAGE(has(r.err, "apt-get install python3-jieba"), r.err);
+}
+
+namespace {
+
+/// A tiny BERT vocabulary: the five special tokens, then every character of the generated
+/// reviews (traditional ones too) and a few others.
+std::string tiny_vocab() {
+  const std::string chars = "这部电影剧情演员导演画面很太精彩好看感人经典完美喜欢无聊难看失望垃圾糟糕浪费的了是，"
+                            "這電劇情演員導畫無聊難經";
+  std::string v = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n";
+  std::vector<std::string> seen;
+  for (size_t i = 0; i < chars.size();) {
+    const auto c = static_cast<unsigned char>(chars[i]);
+    const size_t n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    const std::string ch = chars.substr(i, n);
+    if (std::find(seen.begin(), seen.end(), ch) == seen.end()) seen.push_back(ch), v += ch + "\n";
+    i += n;
+  }
+  return v + "0\n1\n2\n";
+}
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+/// The number after `key` in the last line of `out` that has it (NaN when absent).
+double last_value(const std::string& out, const std::string& key) {
+  const size_t at = out.rfind(key);
+  return at == std::string::npos ? std::nan("") : std::stod(out.substr(at + key.size(), 8));
+}
+
+}  // namespace
+
+TEST_CASE("review_sentiment: BERT pre-trains (resume exact), fine-tunes from its folder, evaluates and predicts") {
+  if (kBin.empty()) {
+    MESSAGE("skipped: review_sentiment was not built (needs CLI11, nlohmann-json, OpenCC and cairo)");
+    return;
+  }
+  namespace fs = std::filesystem;
+  ember_test::ScratchDir d("review_sentiment_bert");
+  make_data(d);
+  write(d / "vocab.txt", tiny_vocab());
+  const std::string err = d / "stderr.txt";
+  const std::string tiny = " --layers 1 --hidden 32 --heads 2 --intermediate 64 --max-length 32 --batch-size 16 --threads 1"
+                           " --seed 3 --vocab " + shell_quote(d / "vocab.txt") + " --data " +
+                           shell_quote((d.path() / "data").string());
+  const std::string pretrain = shell_quote(kBin) + " pretrain --epochs 4 --lr 3e-3" + tiny + " --out ";
+
+  // Four epochs in one go (13 batches each), and the same run stopped inside epoch 3 then resumed.
+  const fs::path pt = d.path() / "pt";
+  auto whole = ember_test::run_program(pretrain + shell_quote(pt.string()), err);
+  INFO(whole.err);
+  REQUIRE(whole.code == 0);
+  CHECK(has(whole.err, "BertForMaskedLM: 1 layers, hidden 32"));
+  CHECK(has(whole.out, "Epoch: 1, MLM_loss:"));
+  CHECK(has(whole.out, "Epoch: 4, MLM_loss:"));
+  CHECK(has(whole.out, ", Val_MLM_acc:"));
+  CHECK(has(whole.err, "tokens/s"));
+  for (const char* f : {"config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "last.safetensors",
+                        "metrics.csv", "steps.csv", "curves.png"})
+    CHECK_MESSAGE(fs::exists(pt / f), f);
+  CHECK(has(slurp(pt / "config.json"), "\"BertForMaskedLM\""));
+  CHECK(slurp(pt / "vocab.txt") == tiny_vocab());
+  // The masked tokens come from ~40 characters: the loss must fall well below ln(45) = 3.8.
+  const size_t first = whole.out.find("MLM_loss:");
+  REQUIRE(first != std::string::npos);
+  const double loss1 = std::stod(whole.out.substr(first + 9, 8)), loss2 = last_value(whole.out, ", MLM_loss:");
+  CHECK(loss2 < loss1);
+  CHECK(loss2 < 3.5);
+  CHECK(!has(whole.out, "nan"));
+
+  const fs::path split = d.path() / "split";
+  auto part = ember_test::run_program(pretrain + shell_quote(split.string()) + " --max-steps 30", err);
+  INFO(part.err);
+  REQUIRE(part.code == 0);
+  CHECK(has(part.err, "--resume"));
+  auto rest = ember_test::run_program(pretrain + shell_quote(split.string()) + " --resume", err);
+  INFO(rest.err);
+  REQUIRE(rest.code == 0);
+  CHECK(has(rest.err, "Resuming"));
+  CHECK(slurp(split / "steps.csv") == slurp(pt / "steps.csv"));
+  CHECK(part.out + rest.out == whole.out);
+  CHECK(slurp(split / "model.safetensors") == slurp(pt / "model.safetensors"));
+
+  // Fine-tuning the pre-trained folder: the classifier is new (and said so), the MLM head unused.
+  const std::string out = shell_quote((d.path() / "ft").string());
+  auto r = ember_test::run_program(shell_quote(kBin) + " train --model bert --epochs 5 --lr 3e-3 --pretrained " +
+                                       shell_quote(pt.string()) + tiny + " --out " + out,
+                                   err);
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(has(r.err, "newly initialized"));
+  CHECK(has(r.err, "cls.predictions"));
+  CHECK(has(r.out, "Epoch: 5, Train_acc:"));
+  CHECK(has(r.out, ", Val_acc:"));
+  for (const char* f : {"best/config.json", "best/model.safetensors", "best/vocab.txt", "best/review_sentiment.json",
+                        "best.json", "last.safetensors", "metrics.csv", "curves.png"})
+    CHECK_MESSAGE(fs::exists(d.path() / "ft" / f), f);
+  CHECK(has(slurp(d.path() / "ft/best/config.json"), "\"positive\""));
+  // Every review says what it is in one character pair: nearly all of the test set right.
+  CHECK(last_value(r.out, "Test_acc:") >= 0.9);
+
+  r = ember_test::run_program(shell_quote(kBin) + " eval --threads 1 --data " + shell_quote((d.path() / "data").string()) +
+                                  " --out " + out,
+                              err);
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(has(r.out, "(bert)"));
+  CHECK(last_value(r.out, "Test_acc:") >= 0.9);
+  CHECK(has(r.out, "most confident mistakes"));
+  CHECK(has(r.err, "reviews/s"));
+  CHECK(fs::exists(d.path() / "ft" / "confusion.png"));
+
+  r = ember_test::run_program(shell_quote(kBin) + " predict --threads 1 --out " + out + " 这部电影很精彩，完美 剧情太无聊，糟糕", err);
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.out == "positive " + r.out.substr(9, 4) + "\nnegative " + r.out.substr(23, 4) + "\n");
+  // stdin, an empty line, unknown characters and --explain (its tokens)
+  r = ember_test::run_program("printf '\\nxyz 😀\\n这部电影很好看\\n' | " + shell_quote(kBin) + " predict --explain --checkpoint " +
+                                  shell_quote((d.path() / "ft/best").string()),
+                              err);
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(!has(r.out, "nan"));
+  CHECK(has(r.out, "tokens: [CLS] [SEP]"));
+  CHECK(has(r.out, "[UNK]"));
+  CHECK(has(r.out, "tokens: [CLS] 这 部 电 影 很 好 看 [SEP]"));
+
+  // Without --pretrained: the same small BERT randomly initialised (the comparison run).
+  r = ember_test::run_program(shell_quote(kBin) + " train --model bert --epochs 1 --max-steps 3" + tiny + " --out " +
+                                  shell_quote((d.path() / "rand").string()),
+                              err);
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(has(r.err, "randomly initialised"));
+  CHECK(has(r.err, "Stopped after step 3"));
+}
+
+TEST_CASE("review_sentiment: BERT bad inputs are clear errors") {
+  if (kBin.empty()) {
+    MESSAGE("skipped: review_sentiment was not built (needs CLI11, nlohmann-json, OpenCC and cairo)");
+    return;
+  }
+  namespace fs = std::filesystem;
+  ember_test::ScratchDir d("review_sentiment_bert_bad");
+  make_data(d);
+  write(d / "vocab.txt", tiny_vocab());
+  const std::string err = d / "stderr.txt";
+  const std::string data = " --threads 1 --data " + shell_quote((d.path() / "data").string());
+  const std::string train = shell_quote(kBin) + " train --model bert --max-steps 1 --out " +
+                            shell_quote((d.path() / "run").string()) + data + " --pretrained ";
+
+  auto r = ember_test::run_program(train + shell_quote((d.path() / "nowhere").string()), err);
+  CHECK(r.code == 1);
+  CHECK_MESSAGE((has(r.err, "error: --pretrained") && has(r.err, "nowhere") && has(r.err, "is not a folder")), r.err);
+
+  // A folder whose config.json is absurd (or incomplete), and one without weights.
+  const std::string cfg = "{\"model_type\": \"bert\", \"vocab_size\": 48, \"hidden_size\": 32, \"num_hidden_layers\": 1, "
+                          "\"intermediate_size\": 64, \"max_position_embeddings\": 64, \"type_vocab_size\": 2, ";
+  write(d / "bad/vocab.txt", tiny_vocab());
+  write(d / "bad/config.json", cfg + "\"num_attention_heads\": 5}");
+  r = ember_test::run_program(train + shell_quote((d.path() / "bad").string()), err);
+  CHECK(r.code == 1);
+  CHECK_MESSAGE((has(r.err, "config.json") && has(r.err, "not a multiple of num_attention_heads")), r.err);
+  write(d / "bad/config.json", cfg + "\"num_attention_heads\": -2}");
+  r = ember_test::run_program(train + shell_quote((d.path() / "bad").string()), err);
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(has(r.err, "num_attention_heads must be in [1,"), r.err);
+  write(d / "bad/config.json", "{\"hidden_size\": 32}");
+  r = ember_test::run_program(train + shell_quote((d.path() / "bad").string()), err);
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(has(r.err, "missing field \"vocab_size\""), r.err);
+  write(d / "bad/config.json", cfg + "\"num_attention_heads\": 2}");
+  r = ember_test::run_program(train + shell_quote((d.path() / "bad").string()), err);
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(has(r.err, "has no model.safetensors"), r.err);
+
+  // A model whose embedding table is smaller than the vocabulary, and a --max-length past its positions.
+  const std::string tiny = " --layers 1 --hidden 32 --heads 2 --intermediate 64 --max-length 32 --max-steps 1 --threads 1"
+                           " --vocab " + shell_quote(d / "vocab.txt") + " --data " + shell_quote((d.path() / "data").string());
+  const fs::path pt = d.path() / "pt";
+  r = ember_test::run_program(shell_quote(kBin) + " pretrain" + tiny + " --out " + shell_quote(pt.string()), err);
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  std::string config = slurp(pt / "config.json");
+  const size_t at = config.find("\"vocab_size\": ");
+  REQUIRE(at != std::string::npos);
+  fs::create_directories(d.path() / "small");
+  fs::copy_file(pt / "model.safetensors", d.path() / "small/model.safetensors");
+  write(d / "small/vocab.txt", tiny_vocab() + "extra1\nextra2\nextra3\nextra4\nextra5\nextra6\nextra7\nextra8\n");
+  write(d / "small/config.json", config);
+  r = ember_test::run_program(train + shell_quote((d.path() / "small").string()), err);
+  CHECK(r.code == 1);
+  CHECK_MESSAGE((has(r.err, "tokens but the model's vocab_size is")), r.err);
+  r = ember_test::run_program(train + shell_quote(pt.string()) + " --max-length 1000", err);
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(has(r.err, "--max-length 1000 must be in [3, max_position_embeddings = 512]"), r.err);
+
+  // eval of a folder that was pre-trained but never fine-tuned; a training state as --checkpoint.
+  r = ember_test::run_program(shell_quote(kBin) + " eval --checkpoint " + shell_quote(pt.string()) + data, err);
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(has(r.err, "is not a fine-tuned classifier"), r.err);
+  r = ember_test::run_program(shell_quote(kBin) + " predict 好 --checkpoint " + shell_quote((pt / "last.safetensors").string()), err);
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(has(r.err, "is a BERT training state"), r.err);
+  // --resume without a checkpoint, and a vocabulary with a duplicate.
+  r = ember_test::run_program(shell_quote(kBin) + " pretrain --resume --out " + shell_quote((d.path() / "none").string()), err);
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(has(r.err, "--resume: no checkpoint"), r.err);
+  write(d / "dup.txt", tiny_vocab() + "好\n");
+  r = ember_test::run_program(shell_quote(kBin) + " pretrain --max-steps 1 --vocab " + shell_quote(d / "dup.txt") + data +
+                                  " --out " + shell_quote((d.path() / "dup").string()),
+                              err);
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(has(r.err, "bad vocabulary file"), r.err);
 }

@@ -11,6 +11,8 @@
 //   review_sentiment eval                            # accuracy, loss, confusion matrix, worst mistakes
 //   review_sentiment predict "这部电影太好看了"        # "positive 0.97"
 //   review_sentiment predict --explain "..."         # each word with its attention weight
+//   review_sentiment pretrain                        # masked-LM pre-training of a small BERT
+//   review_sentiment train --model bert --pretrained DIR   # fine-tune a Hugging Face BERT folder
 //
 // Read it top to bottom: the constants, the networks, the data pipeline, train() and test(), then
 // one function per subcommand and main().
@@ -182,7 +184,7 @@ class BiLSTMAttentionNet : public SentimentNet {
 bool is_improved(const std::string& model) {
   if (model == "bilstm") return false;
   if (model == "bilstm-improved") return true;
-  EMBER_FAIL("unknown model '", model, "' (expected bilstm or bilstm-improved)");
+  EMBER_FAIL("unknown model '", model, "' (expected bilstm, bilstm-improved or bert)");
 }
 
 std::shared_ptr<SentimentNet> make_model(const std::string& model, const std::vector<std::string>& vocab,
@@ -715,7 +717,16 @@ struct TrainOptions {
   int64_t save_every = 0;
   int64_t max_steps = 0;
   std::vector<std::string> command;
+  // --model bert and pretrain (bert_tasks.hpp)
+  std::string pretrained, vocab;  // a Hugging Face BERT folder; a vocab.txt (default: bert-base-chinese's)
+  int64_t max_length = 0;         // 0: 128
+  int64_t warmup = -1;            // warm-up steps; -1: 10% of the schedule
+  int64_t layers = 4, hidden = 256, heads = 4, intermediate = 1024;  // the small BERT
 };
+
+namespace bert_tasks {
+inline int run_train_bert(CommonOptions& common, TrainOptions t);
+}
 
 /// Original: Adam over the trainable parameters (the embedding is frozen) + StepLR(2, 0.5).
 /// Improved: AdamW, weight decay 0.01 on the LSTM and linear matrices, the embeddings fine-tuned
@@ -740,6 +751,7 @@ std::unique_ptr<optim::Optimizer> make_optimizer(SentimentNet& net, const std::s
 }
 
 int run_train(CommonOptions& common, TrainOptions t) {
+  if (t.model == "bert" && !t.resume) return bert_tasks::run_train_bert(common, t);
   const Device device = setup(common);
   const fs::path out = common.out;
   const fs::path last_path = out / "last.safetensors", best_path = out / "best.safetensors";
@@ -752,6 +764,7 @@ int run_train(CommonOptions& common, TrainOptions t) {
     meta = nlohmann::json::parse(io::read_checkpoint(resume_path.string()).info.metadata, nullptr, false);
     EMBER_CHECK(meta.is_object() && meta.contains("model") && meta.contains("dataset"), "--resume: '", resume_path.string(),
                 "' was not written by review_sentiment train");
+    if (meta["model"] == "bert") return bert_tasks::run_train_bert(common, t);
     t.model = meta["model"], t.batch_size = meta["batch_size"], t.seed = meta["seed"], t.lr = meta["lr"];
     if (common.dataset.empty()) common.dataset = meta["dataset"];
   }
@@ -945,21 +958,13 @@ std::string shorten(const std::string& s, size_t n) {
   return text::utf8::encode(cps);
 }
 
-int run_eval(CommonOptions& common) {
-  const Device device = setup(common);
-  LoadedModel m = load_model(common, device);
-  if (common.dataset.empty()) common.dataset = m.meta.value("dataset", std::string(kDefaultDataset));
-  const fs::path test_file = data_file(common, "test");
-  Corpus corpus = prepare(test_file, common.prep, common.out);
-  auto test_set = encode(m.vocab, corpus);
-  data::DataLoader loader(test_set, data::DataLoaderOptions(256));
-  utils::ConfusionMatrix cm(2);
-  std::vector<float> probs;
-  const auto t0 = std::chrono::steady_clock::now();
-  const utils::EpochStats te = test(*m.net, loader, device, &cm, &probs);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::cout << "Checkpoint: " << m.path.string() << " (" << m.meta["model"].get<std::string>() << ")\n"
-            << "Test_acc:" << fixed(te.acc) << ", Test_loss:" << fixed(te.loss) << "  (" << test_set->size() << " texts of "
+/// The report of eval for any model: accuracy and loss, the confusion matrix (and confusion.png),
+/// the ten most confident mistakes; `probs` holds P(positive) per text of `corpus`.
+void report_eval(const CommonOptions& common, const fs::path& checkpoint, const std::string& model, const Corpus& corpus,
+                 const fs::path& test_file, const utils::EpochStats& te, const utils::ConfusionMatrix& cm,
+                 const std::vector<float>& probs, double secs) {
+  std::cout << "Checkpoint: " << checkpoint.string() << " (" << model << ")\n"
+            << "Test_acc:" << fixed(te.acc) << ", Test_loss:" << fixed(te.loss) << "  (" << probs.size() << " texts of "
             << test_file.string() << " in " << fixed(secs, 1) << " s)\n\n"
             << cm.to_string();
   // The most confident mistakes: the probability the model gave its wrong answer, highest first.
@@ -981,6 +986,22 @@ int run_eval(CommonOptions& common) {
   utils::plot_confusion_matrix(out / "confusion.png", cm, kClasses,
                                "Test accuracy " + fixed(100 * te.acc, 2) + " %");
   std::cerr << "wrote " << (out / "confusion.png").string() << "\n";
+}
+
+int run_eval(CommonOptions& common) {
+  const Device device = setup(common);
+  LoadedModel m = load_model(common, device);
+  if (common.dataset.empty()) common.dataset = m.meta.value("dataset", std::string(kDefaultDataset));
+  const fs::path test_file = data_file(common, "test");
+  Corpus corpus = prepare(test_file, common.prep, common.out);
+  auto test_set = encode(m.vocab, corpus);
+  data::DataLoader loader(test_set, data::DataLoaderOptions(256));
+  utils::ConfusionMatrix cm(2);
+  std::vector<float> probs;
+  const auto t0 = std::chrono::steady_clock::now();
+  const utils::EpochStats te = test(*m.net, loader, device, &cm, &probs);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  report_eval(common, m.path, m.meta["model"].get<std::string>(), corpus, test_file, te, cm, probs, secs);
   return 0;
 }
 
@@ -1032,6 +1053,10 @@ int run_predict(CommonOptions& common, std::vector<std::string> texts, bool expl
   return 0;
 }
 
+// ---- BERT: pretrain, train --model bert, and eval/predict of its checkpoints ----------------------
+
+#include "bert_tasks.hpp"
+
 // ---- main --------------------------------------------------------------------------------------
 
 void add_common(CLI::App* app, CommonOptions& o, bool reads_checkpoint) {
@@ -1050,7 +1075,7 @@ void add_common(CLI::App* app, CommonOptions& o, bool reads_checkpoint) {
 }
 
 int main(int argc, char** argv) {
-  CLI::App app{"review_sentiment: Chinese review sentiment with jieba, Word2Vec and a BiLSTM (tutorial 3)"};
+  CLI::App app{"review_sentiment: Chinese review sentiment with jieba, Word2Vec and a BiLSTM, or BERT (tutorial 3)"};
   app.require_subcommand(1);
   CommonOptions common;
   TrainOptions t;
@@ -1082,25 +1107,65 @@ int main(int argc, char** argv) {
 
   CLI::App* train_cmd = app.add_subcommand("train", "Train (default: the original recipe)");
   add_common(train_cmd, common, true);
-  train_cmd->add_option("--model", t.model, "bilstm (the original recipe) or bilstm-improved")
-      ->check(CLI::IsMember({"bilstm", "bilstm-improved"}))->capture_default_str();
-  train_cmd->add_option("--epochs", t.epochs, "Epochs (default 10; bilstm-improved stops early)")->check(CLI::Range(int64_t{1}, int64_t{100000}));
+  train_cmd->add_option("--model", t.model, "bilstm (the original recipe), bilstm-improved or bert")
+      ->check(CLI::IsMember({"bilstm", "bilstm-improved", "bert"}))->capture_default_str();
+  train_cmd->add_option("--epochs", t.epochs, "Epochs (default 10, bert 5; bilstm-improved stops early)")->check(CLI::Range(int64_t{1}, int64_t{100000}));
   train_cmd->add_option("--batch-size", t.batch_size, "Batch size")->check(CLI::Range(int64_t{1}, int64_t{65536}))->capture_default_str();
-  train_cmd->add_option("--lr", t.lr, "Learning rate (default: 1e-3 bilstm, 2e-3 bilstm-improved)")->check(CLI::PositiveNumber);
+  train_cmd->add_option("--lr", t.lr, "Learning rate (default: 1e-3 bilstm, 2e-3 bilstm-improved, 2e-5 bert)")->check(CLI::PositiveNumber);
+  train_cmd->add_option("--pretrained", t.pretrained, "bert: a Hugging Face BERT folder to fine-tune (config.json, "
+                                                      "model.safetensors, vocab.txt; e.g. pretrain's --out); without it a "
+                                                      "randomly initialised small BERT");
   train_cmd->add_option("--seed", t.seed, "Seed of Word2Vec, weights, order and validation split")->capture_default_str();
   train_cmd->add_option("--save-every", t.save_every, "Also save <out>/last.safetensors every N steps")->check(CLI::NonNegativeNumber);
   train_cmd->add_option("--max-steps", t.max_steps, "Stop (saving) after N steps in total")->check(CLI::NonNegativeNumber);
   train_cmd->add_flag("--resume", t.resume, "Continue from <out>/last.safetensors (or --checkpoint) exactly where it stopped");
 
+  auto add_bert = [&](CLI::App* cmd, bool pretraining) {
+    cmd->add_option("--vocab", t.vocab, "BERT vocab.txt (default: bert-base-chinese/vocab.txt by the data lookup)");
+    cmd->add_option("--max-length", t.max_length, "BERT: longest input in tokens, [CLS] and [SEP] included (default 128)")
+        ->check(CLI::Range(int64_t{3}, int64_t{1} << 20));
+    cmd->add_option("--warmup", t.warmup, "BERT: warm-up steps of the linear schedule (default: 10% of the steps)")
+        ->check(CLI::NonNegativeNumber);
+    const std::string small = pretraining ? "" : " (bert without --pretrained)";
+    cmd->add_option("--layers", t.layers, "Transformer layers of the small BERT" + small)->check(CLI::Range(int64_t{1}, int64_t{64}))->capture_default_str();
+    cmd->add_option("--hidden", t.hidden, "Hidden size of the small BERT" + small)->check(CLI::Range(int64_t{1}, int64_t{1} << 16))->capture_default_str();
+    cmd->add_option("--heads", t.heads, "Attention heads of the small BERT" + small)->check(CLI::Range(int64_t{1}, int64_t{1} << 10))->capture_default_str();
+    cmd->add_option("--intermediate", t.intermediate, "Feed-forward size of the small BERT" + small)->check(CLI::Range(int64_t{1}, int64_t{1} << 18))->capture_default_str();
+  };
+  add_bert(train_cmd, false);
+
+  CLI::App* pre_cmd = app.add_subcommand("pretrain", "Masked-LM pre-training of a small BERT on the data sets' training texts");
+  bert_tasks::PretrainData pretrain_data;
+  std::string pretrain_out = "runs/review_sentiment/pretrain";
+  pre_cmd->add_option("--data", pretrain_data.data, "Data folder(s) whose train.jsonl/train.tsv to read (repeatable)");
+  pre_cmd->add_option("--dataset", pretrain_data.datasets, "douban_reviews and/or chnsenticorp (repeatable; default: both)")
+      ->check(CLI::IsMember({"douban_reviews", "chnsenticorp"}));
+  pre_cmd->add_option("--out", pretrain_out, "Output folder: the Hugging Face model folder, last.safetensors, logs, curves.png")
+      ->capture_default_str();
+  pre_cmd->add_option("--checkpoint", common.checkpoint, "Training state to resume (default: <out>/last.safetensors)");
+  pre_cmd->add_option("--threads", common.threads, "CPU threads (0: all cores)")->check(CLI::Range(0, 1 << 20));
+  pre_cmd->add_option("--device", common.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  pre_cmd->add_flag("--skip-bad-lines", common.prep.skip_bad_lines, "Skip (and count) malformed lines instead of stopping");
+  pre_cmd->add_option("--epochs", t.epochs, "Epochs (default 3)")->check(CLI::Range(int64_t{1}, int64_t{100000}));
+  pre_cmd->add_option("--batch-size", t.batch_size, "Batch size")->check(CLI::Range(int64_t{1}, int64_t{65536}))->capture_default_str();
+  pre_cmd->add_option("--lr", t.lr, "Peak learning rate of AdamW (default 5e-4)")->check(CLI::PositiveNumber);
+  pre_cmd->add_option("--seed", t.seed, "Seed of weights, order, masks and the held-out texts")->capture_default_str();
+  pre_cmd->add_option("--save-every", t.save_every, "Also save every N steps")->check(CLI::NonNegativeNumber);
+  pre_cmd->add_option("--max-steps", t.max_steps, "Stop (saving) after N steps in total")->check(CLI::NonNegativeNumber);
+  pre_cmd->add_flag("--resume", t.resume, "Continue from <out>/last.safetensors exactly where it stopped");
+  add_bert(pre_cmd, true);
+
   CLI::App* eval_cmd = app.add_subcommand("eval", "Accuracy, loss, confusion matrix and the most confident mistakes");
   add_common(eval_cmd, common, true);
+  eval_cmd->add_option("--vocab", t.vocab, "BERT checkpoints without vocab.txt: their vocabulary");
 
   CLI::App* predict_cmd = app.add_subcommand("predict", "negative/positive with its probability, per text");
   add_common(predict_cmd, common, true);
   std::vector<std::string> texts;
   bool explain = false;
   predict_cmd->add_option("texts", texts, "Texts (default: one per line from stdin)");
-  predict_cmd->add_flag("--explain", explain, "Print the words with their attention weights");
+  predict_cmd->add_flag("--explain", explain, "Print the words with their attention weights (BERT: its tokens)");
+  predict_cmd->add_option("--vocab", t.vocab, "BERT checkpoints without vocab.txt: their vocabulary");
 
   try {
     app.parse(argc, argv);
@@ -1112,8 +1177,18 @@ int main(int argc, char** argv) {
     if (*seg_cmd) return run_segment(seg_files, seg, seg_threads);
     if (*w2v_cmd) return run_word2vec(common, t.seed, binary, query);
     if (*train_cmd) return run_train(common, t);
-    if (*eval_cmd) return run_eval(common);
-    if (*predict_cmd) return run_predict(common, texts, explain);
+    if (*pre_cmd) {
+      common.out = pretrain_out;
+      return bert_tasks::run_pretrain(common, t, pretrain_data);
+    }
+    if (*eval_cmd) {
+      if (auto dir = bert_tasks::bert_checkpoint(common)) return bert_tasks::run_eval_bert(common, *dir, t.vocab);
+      return run_eval(common);
+    }
+    if (*predict_cmd) {
+      if (auto dir = bert_tasks::bert_checkpoint(common)) return bert_tasks::run_predict_bert(common, *dir, t.vocab, texts, explain);
+      return run_predict(common, texts, explain);
+    }
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;
