@@ -9,7 +9,7 @@
 ///   dw = weight_grad(x, g)            d/dx = input_grad(g, gg)   d/dg = conv2d(x, gg)
 /// conv_transpose2d is input_grad with its own geometry (plus bias and output_padding).
 ///
-/// CPU: im2col + one GEMM per image and group (Eigen maps over Ember's buffers), images spread
+/// CPU: im2col + one GEMM per image and group (`cpu::gemm`), images spread
 /// over threads, each thread reusing its own column workspace (no allocation in a warm step);
 /// col2im for the adjoint. CUDA: the cuDNN launchers of cuda/dnn.hpp on contiguous NCHW.
 ///
@@ -21,7 +21,6 @@
 ///   auto z = ember::conv2d(x, w, {}, 1, "same");                    // same spatial size
 ///   auto u = ember::conv_transpose2d(y, w.transpose(0, 1).contiguous(), {}, 2, 1, 1);  // upsample
 /// ```
-#include <Eigen/Core>
 #include <algorithm>
 #include <cstring>
 #include <mutex>
@@ -33,6 +32,7 @@
 #include "ember/cuda/dnn.hpp"
 #include "ember/ops/binary.hpp"
 #include "ember/ops/copy.hpp"
+#include "ember/ops/cpu_gemm.hpp"
 #include "ember/ops/dispatch.hpp"
 #include "ember/ops/factory.hpp"
 #include "ember/ops/inplace.hpp"
@@ -156,9 +156,6 @@ void col2im(const T* col, T* x, const ConvParams& p, int64_t channels) {
   }
 }
 
-template <typename T>
-using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
 /// Runs f(begin, end) over the images of a convolution: spread over threads when there are enough
 /// images to keep them busy (each GEMM then runs serially) and enough work to pay for waking them,
 /// otherwise in one go so Eigen threads each GEMM itself. (A tiny convolution, e.g. two 8 x 8
@@ -185,15 +182,12 @@ void conv2d_forward_cpu(const ConvParams& p, const T* x, const T* w, T* y, const
       for (int64_t g = 0; g < G; ++g) {
         const T* xg = x + (n * p.c + g * cg) * p.h * p.w;
         if (!pointwise) im2col(xg, col, p, cg);
-        Eigen::Map<const RowMat<T>> wm(w + g * og * K, og, K);
-        Eigen::Map<const RowMat<T>> cm(pointwise ? xg : col, K, ohw);
-        Eigen::Map<RowMat<T>> ym(y + (n * p.o + g * og) * ohw, og, ohw);
+        T* yg = y + (n * p.o + g * og) * ohw;
         if (bias) {
-          for (int64_t o = 0; o < og; ++o) ym.row(o).setConstant(bias[g * og + o]);
-          ym.noalias() += wm * cm;
-        } else {
-          ym.noalias() = wm * cm;
+          for (int64_t o = 0; o < og; ++o) std::fill(yg + o * ohw, yg + (o + 1) * ohw, bias[g * og + o]);
         }
+        cpu::gemm<T>(false, false, og, ohw, K, T(1), w + g * og * K, K, pointwise ? xg : col, ohw,
+                     bias ? T(1) : T(0), yg, ohw);
       }
     }
   });
@@ -209,12 +203,10 @@ void conv2d_backward_data_cpu(const ConvParams& p, const T* dy, const T* w, T* d
     for (int64_t n = b; n < e; ++n) {
       for (int64_t g = 0; g < G; ++g) {
         T* xg = dx + (n * p.c + g * cg) * p.h * p.w;
-        Eigen::Map<const RowMat<T>> wm(w + g * og * K, og, K);
-        Eigen::Map<const RowMat<T>> gm(dy + (n * p.o + g * og) * ohw, og, ohw);
-        if (pointwise) {
-          Eigen::Map<RowMat<T>>(xg, K, ohw).noalias() = wm.transpose() * gm;
-        } else {
-          Eigen::Map<RowMat<T>>(col, K, ohw).noalias() = wm.transpose() * gm;
+        // [K, ohw] = W_g^T [K, og] @ dy [og, ohw], straight into dx for a pointwise convolution.
+        cpu::gemm<T>(true, false, K, ohw, og, T(1), w + g * og * K, K, dy + (n * p.o + g * og) * ohw, ohw, T(0),
+                     pointwise ? xg : col, ohw);
+        if (!pointwise) {
           std::fill(xg, xg + cg * p.h * p.w, T(0));
           col2im(col, xg, p, cg);
         }
@@ -241,10 +233,9 @@ void conv2d_backward_filter_cpu(const ConvParams& p, const T* x, const T* dy, T*
       for (int64_t g = 0; g < G; ++g) {
         const T* xg = x + (n * p.c + g * cg) * p.h * p.w;
         if (!pointwise) im2col(xg, col, p, cg);
-        Eigen::Map<const RowMat<T>> cm(pointwise ? xg : col, K, ohw);
-        Eigen::Map<const RowMat<T>> gm(dy + (n * p.o + g * og) * ohw, og, ohw);
-        Eigen::Map<RowMat<T>> am(acc + g * og * K, og, K);
-        am.noalias() += gm * cm.transpose();
+        // acc_g [og, K] += dy [og, ohw] @ im2col^T [ohw, K]
+        cpu::gemm<T>(false, true, og, K, ohw, T(1), dy + (n * p.o + g * og) * ohw, ohw, pointwise ? xg : col, ohw,
+                     T(1), acc + g * og * K, K);
       }
     }
     if (!whole) {

@@ -3,9 +3,10 @@
 ///
 /// One dispatch point serves every product: `gemm_into(out, a, b, batch, alpha, beta)` computes
 /// out[i] = alpha * a[i] @ b[i] + beta * out[i] over a (broadcast) batch. On the CPU each matrix is
-/// an `Eigen::Map` over Ember's buffer: a row-major operand (stride[-1] == 1) maps as RowMajor, a
-/// transposed view (stride[-2] == 1) as ColMajor, so `x.t()` costs nothing; only other layouts are
-/// copied. On CUDA the same layouts become cuBLAS trans flags and leading dimensions.
+/// one `cpu::gemm` call (ops/cpu_gemm.hpp) on Ember's buffer: a row-major operand (stride[-1] == 1)
+/// is passed as is, a transposed view (stride[-2] == 1) as a transposed operand, so `x.t()` costs
+/// nothing; only other layouts are copied. On CUDA the same layouts become cuBLAS trans flags and
+/// leading dimensions.
 ///
 /// Example:
 /// ```
@@ -14,9 +15,9 @@
 ///   auto y = ember::linear(x, w, b);      // [32, 128] = x @ w^T + b, one GEMM
 ///   auto z = ember::matmul(ember::randn({8, 4, 5}), ember::randn({5, 6}));  // [8, 4, 6]
 /// ```
-#include <Eigen/Core>
 #include <vector>
 
+#include "ember/ops/cpu_gemm.hpp"
 #include "ember/ops/reduce.hpp"
 
 namespace ember {
@@ -79,32 +80,15 @@ inline void check_gemm_dtypes(const char* name, const Tensor& a, const Tensor& b
 /// above it Eigen threads each product itself (its blocking needs a few hundred rows per thread).
 inline constexpr int64_t kSmallGemmWork = int64_t{1} << 18;
 
-template <typename T, int LA, int LB>
-void gemm_cpu_layout(const GemmOperand& A, const std::vector<int64_t>& offa, const GemmOperand& B,
-                     const std::vector<int64_t>& offb, T* c, int64_t m, int64_t n, int64_t k, T alpha, T beta) {
-  using Stride = Eigen::OuterStride<>;
-  using MapA = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, LA>, Eigen::Unaligned, Stride>;
-  using MapB = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, LB>, Eigen::Unaligned, Stride>;
-  using MapC = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+template <typename T>
+void gemm_cpu(const GemmOperand& A, const std::vector<int64_t>& offa, const GemmOperand& B,
+              const std::vector<int64_t>& offb, T* c, int64_t m, int64_t n, int64_t k, T alpha, T beta) {
   const T* pa = A.t.template data_ptr<T>();
   const T* pb = B.t.template data_ptr<T>();
+  // A column-major operand is the transpose of a row-major one with the same leading dimension.
   auto one = [&](int64_t i) {
-    MapC cm(c + i * m * n, m, n);
-    if (k == 0) {  // an empty sum: only the addend remains
-      if (beta == T(0)) cm.setZero();
-      else cm *= beta;
-      return;
-    }
-    MapA am(pa + offa[static_cast<size_t>(i)], m, k, Stride(A.ld));
-    MapB bm(pb + offb[static_cast<size_t>(i)], k, n, Stride(B.ld));
-    if (beta == T(0)) {
-      if (alpha == T(1)) cm.noalias() = am * bm;
-      else cm.noalias() = alpha * am * bm;
-    } else {
-      if (beta != T(1)) cm *= beta;
-      if (alpha == T(1)) cm.noalias() += am * bm;
-      else cm.noalias() += alpha * am * bm;
-    }
+    cpu::gemm<T>(A.col_major, B.col_major, m, n, k, alpha, pa + offa[static_cast<size_t>(i)], A.ld,
+                 pb + offb[static_cast<size_t>(i)], B.ld, beta, c + i * m * n, std::max<int64_t>(n, 1));
   };
   int64_t nb = static_cast<int64_t>(offa.size());
   int64_t work = std::max<int64_t>(m * n * std::max<int64_t>(k, 1), 1);
@@ -116,16 +100,6 @@ void gemm_cpu_layout(const GemmOperand& A, const std::vector<int64_t>& offa, con
   } else {
     for (int64_t i = 0; i < nb; ++i) one(i);
   }
-}
-
-template <typename T>
-void gemm_cpu(const GemmOperand& A, const std::vector<int64_t>& offa, const GemmOperand& B,
-              const std::vector<int64_t>& offb, T* c, int64_t m, int64_t n, int64_t k, T alpha, T beta) {
-  constexpr int R = Eigen::RowMajor, C = Eigen::ColMajor;
-  if (!A.col_major && !B.col_major) gemm_cpu_layout<T, R, R>(A, offa, B, offb, c, m, n, k, alpha, beta);
-  else if (!A.col_major && B.col_major) gemm_cpu_layout<T, R, C>(A, offa, B, offb, c, m, n, k, alpha, beta);
-  else if (A.col_major && !B.col_major) gemm_cpu_layout<T, C, R>(A, offa, B, offb, c, m, n, k, alpha, beta);
-  else gemm_cpu_layout<T, C, C>(A, offa, B, offb, c, m, n, k, alpha, beta);
 }
 
 #ifdef EMBER_WITH_CUDA

@@ -42,6 +42,7 @@
 #include "ember/core/parallel.hpp"
 #include "ember/ops/binary.hpp"
 #include "ember/ops/copy.hpp"
+#include "ember/ops/cpu_gemm.hpp"
 #include "ember/ops/factory.hpp"
 #include "ember/ops/join.hpp"
 #include "ember/ops/linalg.hpp"
@@ -226,10 +227,12 @@ void rnn_direction_forward(const RnnFusedArgs<S>& a, int64_t d, const S* h0, con
                            const S* bias_hn, S* out, S* hn, S* cn) {
   const int64_t T = a.T, B = a.B, I = a.I, H = a.H, G = a.G, DG = a.D * a.G, DH = a.D * a.H, BH = B * H;
   {
-    RnnMap<S> xpd(a.xp + d * G, T * B, G, Eigen::OuterStride<>(DG));
-    xpd.noalias() = RnnCMap<S>(a.x, T * B, I, Eigen::OuterStride<>(I)) *
-                    RnnCMap<S>(a.w_ih + d * G * I, G, I, Eigen::OuterStride<>(I)).transpose();
-    if (bias_x) xpd.rowwise() += Eigen::Map<const Eigen::Matrix<S, 1, Eigen::Dynamic>>(bias_x, G);
+    // xp[:, d's gates] [T*B, G] = x [T*B, I] @ W_ih^T
+    cpu::gemm<S>(false, true, T * B, G, I, S(1), a.x, I, a.w_ih + d * G * I, I, S(0), a.xp + d * G, DG);
+    if (bias_x) {
+      RnnMap<S> xpd(a.xp + d * G, T * B, G, Eigen::OuterStride<>(DG));
+      xpd.rowwise() += Eigen::Map<const Eigen::Matrix<S, 1, Eigen::Dynamic>>(bias_x, G);
+    }
   }
   S* hp = a.hprev + d * T * BH;
   S* cp = a.lstm ? a.cprev + d * T * BH : nullptr;
@@ -240,18 +243,17 @@ void rnn_direction_forward(const RnnFusedArgs<S>& a, int64_t d, const S* h0, con
     if (c0) std::copy(c0, c0 + BH, cp + t0 * BH);
     else std::fill(cp + t0 * BH, cp + t0 * BH + BH, S(0));
   }
-  RnnCMap<S> whh(a.w_hh[static_cast<size_t>(d)], G, H, Eigen::OuterStride<>(H));
+  const S* whh = a.w_hh[static_cast<size_t>(d)];  // [G, H]
   std::vector<S> gh_buf(a.lstm ? 0 : static_cast<size_t>(B * G));
   for (int64_t s = 0; s < T; ++s) {
     const int64_t t = a.time(d, s);
     const S* h = hp + t * BH;
     S* hnext = s + 1 < T ? hp + a.time(d, s + 1) * BH : hn;
-    RnnCMap<S> hm(h, B, H, Eigen::OuterStride<>(H));
-    RnnMap<S> gates(a.xp + t * B * DG + d * G, B, G, Eigen::OuterStride<>(DG));
     if (a.lstm) {
       const S* c = cp + t * BH;
       S* cnext = s + 1 < T ? cp + a.time(d, s + 1) * BH : cn;
-      gates.noalias() += hm * whh.transpose();
+      // gates [B, G] += h [B, H] @ W_hh^T
+      cpu::gemm<S>(false, true, B, G, H, S(1), h, H, whh, H, S(1), a.xp + t * B * DG + d * G, DG);
       for (int64_t b = 0; b < B; ++b) {
         S* g = a.xp + (t * B + b) * DG + d * G;
         RnnVec<S> ig(g, H), fg(g + H, H), gg(g + 2 * H, H), og(g + 3 * H, H);
@@ -272,8 +274,7 @@ void rnn_direction_forward(const RnnFusedArgs<S>& a, int64_t d, const S* h0, con
         }
       }
     } else {
-      RnnMap<S> ghm(gh_buf.data(), B, G, Eigen::OuterStride<>(G));
-      ghm.noalias() = hm * whh.transpose();
+      cpu::gemm<S>(false, true, B, G, H, S(1), h, H, whh, H, S(0), gh_buf.data(), G);
       for (int64_t b = 0; b < B; ++b) {
         S* g = a.xp + (t * B + b) * DG + d * G;
         S* ghr = gh_buf.data() + b * G;
@@ -311,7 +312,7 @@ void rnn_direction_backward(const RnnFusedArgs<S>& a, int64_t d, const S* dy, co
   std::vector<S> tanh_c(static_cast<size_t>(H));
   if (dhn) std::copy(dhn, dhn + BH, dh.begin());
   if (dcn && a.lstm) std::copy(dcn, dcn + BH, dc.begin());
-  RnnCMap<S> whh(a.w_hh[static_cast<size_t>(d)], G, H, Eigen::OuterStride<>(H));
+  const S* whh = a.w_hh[static_cast<size_t>(d)];  // [G, H]
   for (int64_t s = T - 1; s >= 0; --s) {
     const int64_t t = a.time(d, s);
     bool any = false;
@@ -353,9 +354,8 @@ void rnn_direction_backward(const RnnFusedArgs<S>& a, int64_t d, const S* dy, co
     }
     if (!any) continue;
     // dh of the previous step = dgates_hidden @ W_hh (+ z dh for a GRU).
-    RnnCMap<S> dghm(a.lstm ? dg + t * B * DG + d * G : dgh + t * B * G, B, G, Eigen::OuterStride<>(a.lstm ? DG : G));
-    RnnMap<S> dhm(dh_gemm.data(), B, H, Eigen::OuterStride<>(H));
-    dhm.noalias() = dghm * whh;
+    cpu::gemm<S>(false, false, B, H, G, S(1), a.lstm ? dg + t * B * DG + d * G : dgh + t * B * G, a.lstm ? DG : G, whh,
+                 H, S(0), dh_gemm.data(), H);
     for (int64_t b = 0; b < B; ++b) {
       if (!a.valid(t, b)) continue;  // outside the sequence the state passes through unchanged
       RnnVec<S> dhv(dh.data() + b * H, H);
@@ -536,23 +536,23 @@ inline RnnLayerResult rnn_layer_fused(RnnMode mode, const Tensor& x_in, const Te
                                           dg.data_ptr<S>(), dghd, dh0.data_ptr<S>() + d * B * H,
                                           dc0.data_ptr<S>() + d * B * H);
                 // The rest of this direction's gradients are GEMMs over all steps at once.
-                RnnCMap<S> dgd(dg.data_ptr<S>() + d * G, T * B, G, Eigen::OuterStride<>(DG));
-                RnnCMap<S> xm(a.x, T * B, I, Eigen::OuterStride<>(I));
-                RnnCMap<S> wih(a.w_ih + d * G * I, G, I, Eigen::OuterStride<>(I));
-                if (need_x) {
-                  RnnMap<S> dxm((d == 0 ? dx : dx1).data_ptr<S>(), T * B, I, Eigen::OuterStride<>(I));
-                  dxm.noalias() = dgd * wih;
+                const S* dgd = dg.data_ptr<S>() + d * G;  // [T*B, G], leading dimension DG
+                if (need_x) {  // dx [T*B, I] = dgates @ W_ih
+                  cpu::gemm<S>(false, false, T * B, I, G, S(1), dgd, DG, a.w_ih + d * G * I, I, S(0),
+                               (d == 0 ? dx : dx1).data_ptr<S>(), I);
                 }
                 if (!need_w) return;
-                RnnMap<S> dwi(dw_ih.data_ptr<S>() + d * G * I, G, I, Eigen::OuterStride<>(I));
-                dwi.noalias() = dgd.transpose() * xm;
-                Eigen::Map<Eigen::Matrix<S, 1, Eigen::Dynamic>>(db_x.data_ptr<S>() + d * G, G) = dgd.colwise().sum();
-                // dW_hh = sum over steps of dgates_hidden^T h_prev.
-                RnnCMap<S> dghm(lstm ? dg.data_ptr<S>() + d * G : dghd, T * B, G, Eigen::OuterStride<>(lstm ? DG : G));
-                RnnCMap<S> hpm(a.hprev + d * T * B * H, T * B, H, Eigen::OuterStride<>(H));
-                RnnMap<S> dwm(dw_hh[d].data_ptr<S>(), G, H, Eigen::OuterStride<>(H));
-                dwm.noalias() = dghm.transpose() * hpm;
-                Eigen::Map<Eigen::Matrix<S, 1, Eigen::Dynamic>>(db_hh[d].data_ptr<S>(), G) = dghm.colwise().sum();
+                // dW_ih [G, I] = dgates^T @ x
+                cpu::gemm<S>(true, false, G, I, T * B, S(1), dgd, DG, a.x, I, S(0), dw_ih.data_ptr<S>() + d * G * I, I);
+                Eigen::Map<Eigen::Matrix<S, 1, Eigen::Dynamic>>(db_x.data_ptr<S>() + d * G, G) =
+                    RnnCMap<S>(dgd, T * B, G, Eigen::OuterStride<>(DG)).colwise().sum();
+                // dW_hh [G, H] = sum over steps of dgates_hidden^T h_prev.
+                const S* dghs = lstm ? dgd : dghd;
+                const int64_t ldgh = lstm ? DG : G;
+                cpu::gemm<S>(true, false, G, H, T * B, S(1), dghs, ldgh, a.hprev + d * T * B * H, H, S(0),
+                             dw_hh[d].data_ptr<S>(), H);
+                Eigen::Map<Eigen::Matrix<S, 1, Eigen::Dynamic>>(db_hh[d].data_ptr<S>(), G) =
+                    RnnCMap<S>(dghs, T * B, G, Eigen::OuterStride<>(ldgh)).colwise().sum();
               }
             });
             if (need_x && D == 2) {
