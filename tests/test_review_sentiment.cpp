@@ -341,6 +341,22 @@ TEST_CASE("review_sentiment: BERT pre-trains (resume exact), fine-tunes from its
   CHECK(has(slurp(d.path() / "ft/best/config.json"), "\"positive\""));
   // Every review says what it is in one character pair: nearly all of the test set right.
   CHECK(last_value(r.out, "Test_acc:") >= 0.9);
+  {  // Stopped inside epoch 3, then resumed (the --model comes from the checkpoint): the same run.
+    const std::string ft = shell_quote(kBin) + " train --model bert --epochs 5 --lr 3e-3 --pretrained " + shell_quote(pt.string()) +
+                           tiny + " --out " + shell_quote((d.path() / "ft_split").string());
+    auto a = ember_test::run_program(ft + " --max-steps 27", err);
+    INFO(a.err);
+    REQUIRE(a.code == 0);
+    CHECK(has(a.err, "Stopped after step 27"));
+    auto b = ember_test::run_program(shell_quote(kBin) + " train --resume --threads 1 --out " +
+                                         shell_quote((d.path() / "ft_split").string()) + " --data " +
+                                         shell_quote((d.path() / "data").string()),
+                                     err);
+    INFO(b.err);
+    REQUIRE(b.code == 0);
+    CHECK(a.out + b.out == r.out);
+    CHECK(slurp(d.path() / "ft_split/steps.csv") == slurp(d.path() / "ft/steps.csv"));
+  }
 
   r = ember_test::run_program(shell_quote(kBin) + " eval --threads 1 --data " + shell_quote((d.path() / "data").string()) +
                                   " --out " + out,
