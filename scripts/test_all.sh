@@ -2,7 +2,7 @@
 # The whole test suite, as CI runs it (.ci/run calls exactly this; README's "run the whole test
 # suite" command). Works on a clean clone without a GPU.
 #   1. deps    install the missing Debian packages (scripts/install_deps.sh)
-#   2. build   Release build of tests (unity TUs at -O1), examples and bench, 2 jobs (build/)
+#   2. build   Release build (-O2) of tests (unity TUs at -O1), examples and bench, 2 jobs (build/)
 #   3. test    ctest -j2: one test per test file, plus the find_package consumer
 #   4. asan    the whole suite and mnist_cnn under ASan + UBSan (scripts/sanitize.sh asan, build-asan/)
 #   5. tsan    the threading tests under TSan (scripts/sanitize.sh tsan, build-tsan/)
@@ -51,7 +51,12 @@ stage() {
 }
 
 deps() { bash scripts/install_deps.sh; }
-build() { cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j2; }
+# -O2 rather than Release's default -O3: the tree is built to be tested, not timed, and -O2 compiles
+# a program ~30% faster (mnist_cnn 136 vs 198 CPU-s). Benchmarks and training runs use a normal
+# Release build (README).
+build() {
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" && cmake --build build -j2
+}
 unit() { ctest --test-dir build --output-on-failure -j2; }
 asan() { EMBER_SAN_JOBS=2 bash scripts/sanitize.sh asan; }
 tsan() { EMBER_SAN_JOBS=2 bash scripts/sanitize.sh tsan; }
