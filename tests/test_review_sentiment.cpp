@@ -412,6 +412,10 @@ TEST_CASE("review_sentiment: BERT bad inputs are clear errors") {
   CHECK(r.code == 1);
   CHECK_MESSAGE((has(r.err, "error: --pretrained") && has(r.err, "nowhere") && has(r.err, "is not a folder")), r.err);
 
+  r = ember_test::run_program(shell_quote(kBin) + " train --model bilstm-improved --pretrained " + shell_quote(d.path().string()) + data, err);
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(has(r.err, "--pretrained is for --model bert"), r.err);
+
   // A folder whose config.json is absurd (or incomplete), and one without weights.
   const std::string cfg = "{\"model_type\": \"bert\", \"vocab_size\": 48, \"hidden_size\": 32, \"num_hidden_layers\": 1, "
                           "\"intermediate_size\": 64, \"max_position_embeddings\": 64, \"type_vocab_size\": 2, ";

@@ -752,6 +752,7 @@ std::unique_ptr<optim::Optimizer> make_optimizer(SentimentNet& net, const std::s
 
 int run_train(CommonOptions& common, TrainOptions t) {
   if (t.model == "bert" && !t.resume) return bert_tasks::run_train_bert(common, t);
+  EMBER_CHECK(t.pretrained.empty() || t.resume, "--pretrained is for --model bert (this run: --model ", t.model, ")");
   const Device device = setup(common);
   const fs::path out = common.out;
   const fs::path last_path = out / "last.safetensors", best_path = out / "best.safetensors";
