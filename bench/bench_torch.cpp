@@ -1,8 +1,8 @@
 // ember_bench_torch: the libtorch peer of ember_bench_models (bench/bench_models.cpp). Same cases,
 // same command line, same shapes, batch order, protocols and JSON-lines records (all from
-// bench/harness.hpp); the models are the tutorials' originals written with libtorch's C++ frontend.
-// It runs the rows Ember cannot run yet too (BiLSTM, BERT encoder, WGAN-GP critic, LSTM cell,
-// attention): their figures are the targets.
+// bench/harness.hpp); the models are the tutorials' originals written with libtorch's C++ frontend,
+// layer for layer what the Ember runner builds (BERT as Hugging Face's BertForSequenceClassification,
+// the WGAN-GP critic with spectral normalisation written out: the C++ frontend has none).
 //
 //   ember_bench_torch CASE --data DUMP_DIR --threads 2 --json runs.jsonl [--quick] [--round R]
 #define EMBER_BENCH_COUNT_ALLOCATIONS
@@ -222,49 +222,88 @@ void run_bilstm(const Args& a) {
               }));
 }
 
-/// BERT as in tutorial 3 part 2's pre-trained small model: word + position + token-type embeddings,
-/// LayerNorm, 4 post-norm encoder layers with GELU, the tanh pooler on [CLS] and a 2-way classifier.
-struct SmallBert : nn::Module {
+/// The small BERT classifier of tutorial 3 part 2 written out as Hugging Face's
+/// BertForSequenceClassification computes it (and as Ember's models::BertForSequenceClassification
+/// does): word + position + token-type embeddings, LayerNorm (eps 1e-12), dropout; 4 post-norm
+/// encoder layers (separate query/key/value projections, softmax(QK^T/sqrt d) with dropout on the
+/// weights, dense + dropout + residual + LayerNorm, FFN 256-1024 with exact GELU and no dropout
+/// inside, dense + dropout + residual + LayerNorm); tanh pooler on [CLS], dropout, 2-way classifier.
+/// Weights N(0, 0.02), biases 0, as transformers initialises them. (torch::nn::TransformerEncoderLayer
+/// is not used: it has a dropout after the FFN activation and a fused in-projection, so it would
+/// compute a different model.)
+struct BertLayerPeer : nn::Module {
+  static constexpr int64_t kHidden = 256, kHeads = 4, kHeadDim = 64;
+  nn::Linear query{kHidden, kHidden}, key{kHidden, kHidden}, value{kHidden, kHidden}, attn_out{kHidden, kHidden};
+  nn::Linear inter{kHidden, 1024}, out{1024, kHidden};
+  nn::LayerNorm ln1{nn::LayerNormOptions({kHidden}).eps(1e-12)}, ln2{nn::LayerNormOptions({kHidden}).eps(1e-12)};
+  BertLayerPeer() {
+    register_module("query", query);
+    register_module("key", key);
+    register_module("value", value);
+    register_module("attn_out", attn_out);
+    register_module("inter", inter);
+    register_module("out", out);
+    register_module("ln1", ln1);
+    register_module("ln2", ln2);
+  }
+  torch::Tensor drop(const torch::Tensor& t) { return F::dropout(t, F::DropoutFuncOptions().p(0.1).training(is_training())); }
+  torch::Tensor forward(const torch::Tensor& x) {  // [B, L, H]
+    int64_t b = x.size(0), l = x.size(1);
+    auto heads = [&](const torch::Tensor& t) { return t.view({b, l, kHeads, kHeadDim}).transpose(1, 2); };
+    torch::Tensor q = heads(query->forward(x)), k = heads(key->forward(x)), v = heads(value->forward(x));
+    torch::Tensor scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(kHeadDim));
+    torch::Tensor ctx = torch::matmul(drop(torch::softmax(scores, -1)), v).transpose(1, 2).reshape({b, l, kHidden});
+    torch::Tensor a = ln1->forward(drop(attn_out->forward(ctx)) + x);
+    return ln2->forward(drop(out->forward(torch::gelu(inter->forward(a)))) + a);
+  }
+};
+
+struct BertPeer : nn::Module {
   static constexpr int64_t kHidden = 256, kLayers = 4;
   nn::Embedding word{21128, kHidden}, pos{512, kHidden}, type{2, kHidden};
   nn::LayerNorm norm{nn::LayerNormOptions({kHidden}).eps(1e-12)};
-  nn::Dropout drop{0.1};
   nn::ModuleList layers;
   nn::Linear pooler{kHidden, kHidden}, classifier{kHidden, 2};
-  SmallBert() {
+  BertPeer() {
     register_module("word", word);
     register_module("pos", pos);
     register_module("type", type);
     register_module("norm", norm);
-    register_module("drop", drop);
-    for (int64_t i = 0; i < kLayers; ++i)
-      layers->push_back(nn::TransformerEncoderLayer(
-          nn::TransformerEncoderLayerOptions(kHidden, 4).dim_feedforward(1024).dropout(0.1).activation(torch::kGELU)));
+    for (int64_t i = 0; i < kLayers; ++i) layers->push_back(BertLayerPeer());
     register_module("layers", layers);
     register_module("pooler", pooler);
     register_module("classifier", classifier);
+    torch::NoGradGuard ng;
+    for (auto& m : modules(/*include_self=*/false)) {
+      if (auto* lin = m->as<nn::Linear>()) {
+        lin->weight.normal_(0, 0.02);
+        lin->bias.zero_();
+      } else if (auto* e = m->as<nn::Embedding>()) {
+        e->weight.normal_(0, 0.02);
+      }
+    }
   }
-  torch::Tensor forward(const torch::Tensor& ids) {
-    int64_t len = ids.size(1);
-    torch::Tensor positions = torch::arange(len, torch::kInt64);
-    torch::Tensor h = word->forward(ids) + pos->forward(positions).unsqueeze(0) +
-                      type->forward(torch::zeros_like(ids));
-    h = drop->forward(norm->forward(h)).transpose(0, 1);  // [L, B, H]: libtorch 1.13 layers are sequence-first
-    for (const auto& layer : *layers) h = layer->as<nn::TransformerEncoderLayer>()->forward(h);
-    return classifier->forward(torch::tanh(pooler->forward(h.select(0, 0))));
+  torch::Tensor drop(const torch::Tensor& t) { return F::dropout(t, F::DropoutFuncOptions().p(0.1).training(is_training())); }
+  torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& types) {
+    torch::Tensor positions = torch::arange(ids.size(1), torch::kInt64);
+    torch::Tensor h = word->forward(ids) + type->forward(types) + pos->forward(positions).unsqueeze(0);
+    h = drop(norm->forward(h));
+    for (const auto& layer : *layers) h = layer->as<BertLayerPeer>()->forward(h);
+    return classifier->forward(drop(torch::tanh(pooler->forward(h.select(1, 0)))));
   }
 };
 
 void run_bert(const Args& a) {
   torch::Tensor ids = index_pattern({16, 128}, 21128, 31);
   torch::Tensor y = index_pattern({16}, 2, 32);
+  torch::Tensor types = torch::zeros({16, 128}, torch::kInt64);
   torch::manual_seed(0);
-  auto net = std::make_shared<SmallBert>();
-  torch::optim::AdamW opt(net->parameters(), torch::optim::AdamWOptions(2e-5));
+  auto net = std::make_shared<BertPeer>();
+  torch::optim::AdamW opt(net->parameters(), torch::optim::AdamWOptions(2e-5));  // weight_decay 1e-2, as Ember's
   net->train();
   bench::emit(a, time_steps(a, make_record(a, "model", "bert", "train step B=16 L=128", bench::kBertShape), [&] {
                 opt.zero_grad();
-                torch::Tensor loss = F::cross_entropy(net->forward(ids), y);
+                torch::Tensor loss = F::cross_entropy(net->forward(ids, types), y);
                 loss.backward();
                 opt.step();
                 return loss.item<double>();
@@ -305,6 +344,11 @@ struct Critic : nn::Module {
     register_module("c3", c3);
     register_module("f1", f1);
     register_module("f2", f2);
+    // The example's weights_init: conv and linear weights N(0, 0.02), linear biases 0.
+    torch::NoGradGuard ng;
+    for (torch::Tensor w : {c1->weight, c2->weight, c3->weight, f1->weight, f2->weight}) w.normal_(0, 0.02);
+    f1->bias.zero_();
+    f2->bias.zero_();
   }
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& y) {
     auto act = [&](const torch::Tensor& t) { return F::dropout(F::leaky_relu(t, F::LeakyReLUFuncOptions().negative_slope(0.2)),
@@ -328,13 +372,15 @@ void run_wgan(const Args& a) {
   critic->train();
   bench::emit(a, time_steps(a, make_record(a, "model", "wgan-gp", "critic step + gradient penalty B=128", bench::kWganShape),
                             [&] {
+                              // examples/cgan_mnist's order: D(real), D(fake), then the penalty.
+                              torch::Tensor d_real = critic->forward(real, y).mean(), d_fake = critic->forward(fake, y).mean();
                               torch::Tensor alpha = torch::rand({b, 1, 1, 1});
-                              torch::Tensor mix = (alpha * real + (1 - alpha) * fake).requires_grad_(true);
+                              torch::Tensor mix = (alpha * real + (1 - alpha) * fake).detach().requires_grad_(true);
                               torch::Tensor d_mix = critic->forward(mix, y);
                               torch::Tensor g = torch::autograd::grad({d_mix}, {mix}, {torch::ones_like(d_mix)},
                                                                       /*retain_graph=*/true, /*create_graph=*/true)[0];
                               torch::Tensor gp = (g.view({b, -1}).norm(2, 1) - 1).pow(2).mean();
-                              torch::Tensor loss = -critic->forward(real, y).mean() + critic->forward(fake, y).mean() + 10 * gp;
+                              torch::Tensor loss = d_fake - d_real + 10 * gp;
                               opt.zero_grad();
                               loss.backward();
                               opt.step();

@@ -430,7 +430,10 @@ inline std::vector<OpSpec> op_specs(bool quick) {
   };
   emb("bilstm words B=32 L=100", 32, 100, 50000, 64);
   emb("bert words B=16 L=128", 16, 128, 21128, 256);
-  // -- recurrent cell and attention (Ember: not yet implemented)
+  // -- recurrent cell and attention. LSTM: one step of one direction (torch::lstm_cell; Ember:
+  //    rnn_layer over a 1-step sequence), gradients of h and c w.r.t. x, h0, c0 and the weights.
+  //    Attention: scaled_dot_product_attention on [B, heads, L, d] (no mask, no dropout), gradients
+  //    w.r.t. q, k, v. Work: forward 2 GEMMs (QK^T, PV), backward twice that.
   v.push_back({"lstm_cell", "lstm", "LSTM cell step fwd+bwd (BiLSTM layer 1)", "B=32 in 64 hidden 64", {32, 64, 64},
                "GFLOP/s", 3 * 2.0 * 32 * 4 * 64 * (64 + 64)});
   v.push_back({"attention", "attention", "self-attention softmax(QK^T/sqrt d)V fwd+bwd", "B=16 heads 4 L=128 d=64",
@@ -527,8 +530,14 @@ inline Record not_implemented(const std::string& framework, const std::string& c
 /// The fixed rows of the model cases (names shared by both runners).
 inline const char* kCatdogShape = "B=32 3x150x150, 4x(conv3x3-BN-ReLU-pool) 32/64/128/256, fc 20736-512-2, Adam";
 inline const char* kBilstmShape = "B=32 L=100, Embedding(50000,64) frozen, LSTM(64,64,2 layers,bidir), fc 128-64-2, Adam";
-inline const char* kBertShape = "B=16 L=128, 4 layers hidden 256 heads 4 ffn 1024, vocab 21128, [CLS] head, AdamW";
-inline const char* kWganShape = "B=128, critic conv 2-64-128-256 + SN fc 12544-1024-1, GP weight 10, Adam";
+/// BERT: what is timed is zero_grad + forward + cross-entropy + backward + AdamW step.
+inline const char* kBertShape =
+    "B=16 L=128; timed: zero_grad, fwd (word 21128 + pos 512 + type 2 emb, LN; 4 post-norm layers hidden 256 heads 4 "
+    "FFN 1024 GELU, dropout 0.1; tanh pooler, dropout, fc 256-2), CE, bwd, AdamW step";
+/// WGAN-GP: one critic update of examples/cgan_mnist (fixed real and fake batches, no generator).
+inline const char* kWganShape =
+    "B=128; timed: D(real), D(fake), GP at x_hat via double backward (x10), bwd, Adam step; critic emb 10x784 + "
+    "conv 2-64, SN conv 64-128-256, SN fc 12544-1024-1, LeakyReLU+Dropout 0.3; SN 1 power iteration per fwd";
 
 }  // namespace bench
 
