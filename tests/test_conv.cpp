@@ -4,6 +4,7 @@
 #include "ember/nn/nn.hpp"
 #include "ember/ops/conv.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -125,6 +126,98 @@ TEST_CASE("conv2d: the adjoints agree with autograd") {
   Tensor gx = ember::conv2d_input_grad(g, w, x.sizes(), 2, 1), gw = ember::conv2d_weight_grad(x, g, w.sizes(), 2, 1);
   CHECK(ember::max(ember::abs(gr[0] - gx)).item<double>() < 1e-12);
   CHECK(ember::max(ember::abs(gr[1] - gw)).item<double>() < 1e-12);
+}
+
+namespace {
+
+struct NaiveGeo {
+  int64_t n, c, h, w, o, kh, kw, groups;
+  ember::Int2 stride, pad, dil;
+};
+
+// y, dx = adjoint(g), dw = adjoint(g) of conv2d by their definitions, in float64 loops: the
+// reference for the chunked im2col + GEMM kernels.
+struct NaiveConv {
+  std::vector<double> y, dx, dw;
+};
+
+NaiveConv naive_conv(const NaiveGeo& q, const std::vector<double>& x, const std::vector<double>& w,
+                     const std::vector<double>& g, int64_t oh, int64_t ow) {
+  const int64_t cg = q.c / q.groups, og = q.o / q.groups;
+  NaiveConv r;
+  r.y.assign(q.n * q.o * oh * ow, 0.0);
+  r.dx.assign(x.size(), 0.0);
+  r.dw.assign(w.size(), 0.0);
+  for (int64_t n = 0; n < q.n; ++n)
+    for (int64_t o = 0; o < q.o; ++o)
+      for (int64_t oy = 0; oy < oh; ++oy)
+        for (int64_t ox = 0; ox < ow; ++ox) {
+          const int64_t yi = ((n * q.o + o) * oh + oy) * ow + ox;
+          for (int64_t ci = 0; ci < cg; ++ci) {
+            const int64_t c = (o / og) * cg + ci;
+            for (int64_t i = 0; i < q.kh; ++i)
+              for (int64_t j = 0; j < q.kw; ++j) {
+                int64_t iy = oy * q.stride.h - q.pad.h + i * q.dil.h, ix = ox * q.stride.w - q.pad.w + j * q.dil.w;
+                if (iy < 0 || iy >= q.h || ix < 0 || ix >= q.w) continue;
+                const int64_t xi = ((n * q.c + c) * q.h + iy) * q.w + ix, wi = ((o * cg + ci) * q.kh + i) * q.kw + j;
+                r.y[yi] += w[wi] * x[xi];
+                r.dx[xi] += w[wi] * g[yi];
+                r.dw[wi] += x[xi] * g[yi];
+              }
+          }
+        }
+  return r;
+}
+
+double max_rel_diff(const std::vector<double>& a, const std::vector<double>& b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]) / (1.0 + std::abs(b[i])));
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("conv2d: batched kernels (images in chunks, threads) match a naive float64 reference") {
+  // The CPU kernels put the im2col columns of several images side by side in one GEMM (a chunk
+  // of ~1000 output columns): batches that do not divide into chunks, chunks split across
+  // threads, one-image chunks (large maps), groups, stride, padding, dilation, 1x1.
+  std::vector<NaiveGeo> geos = {
+      {61, 3, 8, 8, 5, 3, 3, 1, 1, 0, 1},             // 6x6 outputs: chunks of <= 28 images
+      {37, 32, 8, 8, 8, 3, 3, 1, 1, 1, 1},            // K = 288: the chunk bounded by its size
+      {23, 4, 9, 7, 6, 3, 2, 2, {2, 1}, {1, 2}, 1},   // groups, stride, padding
+      {19, 2, 11, 10, 4, 2, 3, 1, 1, 2, {2, 1}},      // dilation with padding
+      {5, 2, 36, 35, 3, 3, 3, 1, 1, 0, 1},            // 34x33 outputs: one image per GEMM
+      {29, 6, 5, 5, 4, 1, 1, 2, 1, 0, 1},             // pointwise with groups
+      {9, 3, 7, 7, 4, 1, 1, 1, 2, 0, 1},              // 1x1 with stride (not pointwise)
+  };
+  const int saved = ember::get_num_threads();
+  for (int threads : {1, 2}) {
+    ember::set_num_threads(threads);
+    for (size_t k = 0; k < geos.size(); ++k) {
+      const NaiveGeo& q = geos[k];
+      CAPTURE(k);
+      CAPTURE(threads);
+      Tensor x = ember::randn({q.n, q.c, q.h, q.w}, f64g());
+      Tensor w = ember::randn({q.o, q.c / q.groups, q.kh, q.kw}, f64g());
+      Tensor y = ember::conv2d(x, w, {}, q.stride, q.pad, q.dil, q.groups);
+      Tensor g = ember::randn(y.sizes(), ember::kFloat64);
+      tensor_list gr = ember::autograd::grad({y}, {x, w}, {g});
+      NaiveConv r = naive_conv(q, x.to_vector<double>(), w.to_vector<double>(), g.to_vector<double>(), y.size(2),
+                               y.size(3));
+      CHECK(max_rel_diff(y.to_vector<double>(), r.y) < 1e-12);
+      CHECK(max_rel_diff(gr[0].to_vector<double>(), r.dx) < 1e-12);
+      CHECK(max_rel_diff(gr[1].to_vector<double>(), r.dw) < 1e-12);
+      // The bias is added while the chunk's GEMM output is scattered into y.
+      Tensor b = ember::randn({q.o}, ember::kFloat64);
+      Tensor yb = ember::conv2d(x.detach(), w.detach(), b, q.stride, q.pad, q.dil, q.groups);
+      CHECK(ember::max(ember::abs(yb - (y.detach() + b.view({1, q.o, 1, 1})))).item<double>() < 1e-12);
+      // float32 runs the same kernels.
+      Tensor y32 = ember::conv2d(x.detach().to(ember::kFloat32), w.detach().to(ember::kFloat32), {}, q.stride, q.pad,
+                                 q.dil, q.groups);
+      CHECK(max_rel_diff(y32.to(ember::kFloat64).to_vector<double>(), r.y) < 1e-4);
+    }
+  }
+  ember::set_num_threads(saved);
 }
 
 TEST_CASE("conv2d: WGAN-GP style gradient penalty differentiates through conv") {

@@ -9,9 +9,9 @@
 ///   dw = weight_grad(x, g)            d/dx = input_grad(g, gg)   d/dg = conv2d(x, gg)
 /// conv_transpose2d is input_grad with its own geometry (plus bias and output_padding).
 ///
-/// CPU: im2col + one GEMM per image and group (`cpu::gemm`), images spread
-/// over threads, each thread reusing its own column workspace (no allocation in a warm step);
-/// col2im for the adjoint. CUDA: the cuDNN launchers of cuda/dnn.hpp on contiguous NCHW.
+/// CPU: im2col + one GEMM per chunk of images and group (`cpu::gemm`; the columns of a chunk side
+/// by side, see `conv_chunk`), images spread over threads, each thread reusing its own column
+/// workspace (no allocation in a warm step); col2im for the adjoint. CUDA: the cuDNN launchers of cuda/dnn.hpp on contiguous NCHW.
 ///
 /// Example:
 /// ```
@@ -97,56 +97,92 @@ inline bool is_pointwise(const ConvParams& p) {
          p.oh == p.h && p.ow == p.w;
 }
 
-/// col[(c * kh + i) * kw + j][oy * ow + ox] = x[c][oy * s - p + i * d][ox * s - p + j * d] (0 outside).
+/// Copies n elements of a short row (11 floats in the MNIST network's second layer, where a
+/// memcpy call costs more than the copy, and the compiler turns a plain loop into one): up to
+/// 4 x 32 bytes as fixed-size moves, the last ones overlapping the first, which the compiler
+/// emits inline as vector moves.
 template <typename T>
-void im2col(const T* x, T* col, const ConvParams& p, int64_t channels) {
-  const int64_t H = p.h, W = p.w, oh = p.oh, ow = p.ow, ohw = oh * ow;
+inline void copy_short(T* __restrict dst, const T* __restrict src, int64_t n) {
+  constexpr int64_t B = 32 / sizeof(T), H = B / 2;
+  if (n > 4 * B) {
+    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(T));  // long enough for the call to pay
+  } else if (n > 2 * B) {
+    std::memcpy(dst, src, 32);
+    std::memcpy(dst + B, src + B, 32);
+    std::memcpy(dst + n - 2 * B, src + n - 2 * B, 32);
+    std::memcpy(dst + n - B, src + n - B, 32);
+  } else if (n >= B) {
+    std::memcpy(dst, src, 32);
+    std::memcpy(dst + n - B, src + n - B, 32);
+  } else if (n >= H) {
+    std::memcpy(dst, src, 16);
+    std::memcpy(dst + n - H, src + n - H, 16);
+  } else {
+    for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+  }
+}
+
+/// col[(c * kh + i) * kw + j][oy * ow + ox] = x[c][oy * s - p + i * d][ox * s - p + j * d] (0 outside).
+/// `ldcol` is the distance between rows of col (>= oh * ow): the columns of several images sit
+/// side by side in one matrix so that one GEMM covers them all.
+template <typename T>
+void im2col(const T* x, T* col, const ConvParams& p, int64_t channels, int64_t ldcol) {
+  const int64_t H = p.h, W = p.w, oh = p.oh, ow = p.ow;
   for (int64_t c = 0; c < channels; ++c) {
     const T* xc = x + c * H * W;
     for (int64_t i = 0; i < p.kh; ++i) {
       int64_t ylo, yhi;
       valid_range(H, oh, p.stride[0], p.pad[0], i * p.dil[0], ylo, yhi);
       for (int64_t j = 0; j < p.kw; ++j) {
-        T* row = col + ((c * p.kh + i) * p.kw + j) * ohw;
+        T* row = col + ((c * p.kh + i) * p.kw + j) * ldcol;
         int64_t xlo, xhi;
         valid_range(W, ow, p.stride[1], p.pad[1], j * p.dil[1], xlo, xhi);
         std::fill(row, row + ylo * ow, T(0));
-        for (int64_t oy = ylo; oy < yhi; ++oy) {
-          T* r = row + oy * ow;
-          const T* xr = xc + (oy * p.stride[0] - p.pad[0] + i * p.dil[0]) * W - p.pad[1] + j * p.dil[1];
-          std::fill(r, r + xlo, T(0));
-          if (p.stride[1] == 1) {
-            std::memcpy(r + xlo, xr + xlo, static_cast<size_t>(xhi - xlo) * sizeof(T));
-          } else {
-            for (int64_t ox = xlo; ox < xhi; ++ox) r[ox] = xr[ox * p.stride[1]];
+        const T* xr = xc + (ylo * p.stride[0] - p.pad[0] + i * p.dil[0]) * W - p.pad[1] + j * p.dil[1];
+        const int64_t xstep = p.stride[0] * W;
+        if (xlo == 0 && xhi == ow && p.stride[1] == 1) {
+          // No horizontal padding in this row: a straight window copy.
+          for (int64_t oy = ylo; oy < yhi; ++oy, xr += xstep) copy_short(row + oy * ow, xr, ow);
+        } else {
+          for (int64_t oy = ylo; oy < yhi; ++oy, xr += xstep) {
+            T* r = row + oy * ow;
+            std::fill(r, r + xlo, T(0));
+            if (p.stride[1] == 1) {
+              copy_short(r + xlo, xr + xlo, xhi - xlo);
+            } else {
+              for (int64_t ox = xlo; ox < xhi; ++ox) r[ox] = xr[ox * p.stride[1]];
+            }
+            std::fill(r + xhi, r + ow, T(0));
           }
-          std::fill(r + xhi, r + ow, T(0));
         }
-        std::fill(row + yhi * ow, row + ohw, T(0));
+        std::fill(row + yhi * ow, row + oh * ow, T(0));
       }
     }
   }
 }
 
 /// The adjoint of im2col: x[c][iy][ix] += col[...] for every column entry that maps inside x.
-/// `x` must be zeroed by the caller.
+/// `x` must be zeroed by the caller; `ldcol` as in im2col.
 template <typename T>
-void col2im(const T* col, T* x, const ConvParams& p, int64_t channels) {
-  const int64_t H = p.h, W = p.w, oh = p.oh, ow = p.ow, ohw = oh * ow;
+void col2im(const T* col, T* x, const ConvParams& p, int64_t channels, int64_t ldcol) {
+  const int64_t H = p.h, W = p.w, oh = p.oh, ow = p.ow;
   for (int64_t c = 0; c < channels; ++c) {
     T* xc = x + c * H * W;
     for (int64_t i = 0; i < p.kh; ++i) {
       int64_t ylo, yhi;
       valid_range(H, oh, p.stride[0], p.pad[0], i * p.dil[0], ylo, yhi);
       for (int64_t j = 0; j < p.kw; ++j) {
-        const T* row = col + ((c * p.kh + i) * p.kw + j) * ohw;
+        const T* row = col + ((c * p.kh + i) * p.kw + j) * ldcol;
         int64_t xlo, xhi;
         valid_range(W, ow, p.stride[1], p.pad[1], j * p.dil[1], xlo, xhi);
-        for (int64_t oy = ylo; oy < yhi; ++oy) {
-          const T* r = row + oy * ow;
-          T* xr = xc + (oy * p.stride[0] - p.pad[0] + i * p.dil[0]) * W - p.pad[1] + j * p.dil[1];
+        T* xr = xc + (ylo * p.stride[0] - p.pad[0] + i * p.dil[0]) * W - p.pad[1] + j * p.dil[1];
+        const int64_t xstep = p.stride[0] * W;
+        for (int64_t oy = ylo; oy < yhi; ++oy, xr += xstep) {
+          const T* __restrict r = row + oy * ow;
           if (p.stride[1] == 1) {
-            for (int64_t ox = xlo; ox < xhi; ++ox) xr[ox] += r[ox];
+            T* __restrict xo = xr + xlo;
+            const T* __restrict ro = r + xlo;
+            for (int64_t ox = 0; ox < xhi - xlo; ++ox) xo[ox] += ro[ox];
           } else {
             for (int64_t ox = xlo; ox < xhi; ++ox) xr[ox * p.stride[1]] += r[ox];
           }
@@ -169,75 +205,159 @@ void for_images(const ConvParams& p, const F& f) {
   else f(0, n);
 }
 
+/// How many images one GEMM covers. A per-image GEMM of a small feature map (64 x 288 x 121 in
+/// the MNIST network's second layer) is too small for Eigen: packing the weight and the call
+/// overhead are paid per image, and its kernel is far from its rate on ~100 columns. So the
+/// im2col columns of a chunk of images are laid side by side, [K, chunk * oh * ow], enough for
+/// ~1000 GEMM columns while the columns and the GEMM's output stay within ~1 MiB of floats (in
+/// L2 between im2col, the GEMM and the scatter). A feature map of >= 1000 outputs (the first
+/// MNIST layer, 26 x 26, whose GEMM has K = 9) stays one image per GEMM, written in place. The
+/// chunk depends only on the geometry, never on the thread count.
+inline int64_t conv_chunk(const ConvParams& p) {
+  constexpr int64_t kCols = 1024, kElems = int64_t{1} << 18;
+  const int64_t K = (p.c / p.groups) * p.kh * p.kw, og = p.o / p.groups, ohw = std::max<int64_t>(1, p.oh * p.ow);
+  const int64_t by_size = kElems / std::max<int64_t>(1, (K + og) * ohw);
+  return std::max<int64_t>(1, std::min(by_size, kCols / ohw));
+}
+
+/// Calls f(n0, m) for consecutive chunks [n0, n0 + m) of the images [b, e), m <= chunk.
+template <typename F>
+void for_chunks(int64_t b, int64_t e, int64_t chunk, const F& f) {
+  // Equal chunks (e.g. 16 images at chunk 7: 6 + 5 + 5, not 7 + 7 + 2): the GEMM rate falls on
+  // a narrow remainder.
+  const int64_t count = (e - b + chunk - 1) / chunk;
+  for (int64_t i = 0; i < count; ++i) {
+    int64_t n0 = b + (e - b) * i / count, n1 = b + (e - b) * (i + 1) / count;
+    f(n0, n1 - n0);
+  }
+}
+
 /// y[n] (per group) = W_g [og, K] @ im2col(x[n, group]) [K, oh*ow] (+ bias[o] on every row
-/// when given: the GEMM accumulates onto rows pre-filled with the bias, which saves a separate
-/// broadcast add over the whole output).
+/// when given). A chunk of m images is one GEMM, [og, m * oh*ow], scattered into y with the
+/// bias added on the way; a single image (or a pointwise convolution, which needs no columns)
+/// is computed in place, onto rows pre-filled with the bias.
 template <typename T>
 void conv2d_forward_cpu(const ConvParams& p, const T* x, const T* w, T* y, const T* bias = nullptr) {
   const int64_t G = p.groups, cg = p.c / G, og = p.o / G, K = cg * p.kh * p.kw, ohw = p.oh * p.ow;
   const bool pointwise = is_pointwise(p);
+  const int64_t chunk = pointwise ? 1 : conv_chunk(p);
   for_images(p, [&](int64_t b, int64_t e) {
-    T* col = pointwise ? nullptr : conv_workspace<T, 0>(static_cast<size_t>(K * ohw));
-    for (int64_t n = b; n < e; ++n) {
+    const int64_t mmax = std::min(chunk, e - b);
+    T* col = pointwise ? nullptr : conv_workspace<T, 0>(static_cast<size_t>(K * mmax * ohw));
+    T* tmp = mmax > 1 ? conv_workspace<T, 2>(static_cast<size_t>(og * mmax * ohw)) : nullptr;
+    for_chunks(b, e, chunk, [&](int64_t n0, int64_t m) {
+      const int64_t ld = m * ohw;
       for (int64_t g = 0; g < G; ++g) {
-        const T* xg = x + (n * p.c + g * cg) * p.h * p.w;
-        if (!pointwise) im2col(xg, col, p, cg);
-        T* yg = y + (n * p.o + g * og) * ohw;
-        if (bias) {
-          for (int64_t o = 0; o < og; ++o) std::fill(yg + o * ohw, yg + (o + 1) * ohw, bias[g * og + o]);
+        if (!pointwise) {
+          for (int64_t i = 0; i < m; ++i) im2col(x + ((n0 + i) * p.c + g * cg) * p.h * p.w, col + i * ohw, p, cg, ld);
         }
-        cpu::gemm<T>(false, false, og, ohw, K, T(1), w + g * og * K, K, pointwise ? xg : col, ohw,
-                     bias ? T(1) : T(0), yg, ohw);
+        const T* rhs = pointwise ? x + (n0 * p.c + g * cg) * p.h * p.w : col;
+        if (m == 1) {
+          T* yg = y + (n0 * p.o + g * og) * ohw;
+          if (bias) {
+            for (int64_t o = 0; o < og; ++o) std::fill(yg + o * ohw, yg + (o + 1) * ohw, bias[g * og + o]);
+          }
+          cpu::gemm<T>(false, false, og, ohw, K, T(1), w + g * og * K, K, rhs, ohw, bias ? T(1) : T(0), yg, ohw);
+          continue;
+        }
+        cpu::gemm<T>(false, false, og, ld, K, T(1), w + g * og * K, K, rhs, ld, T(0), tmp, ld);
+        for (int64_t i = 0; i < m; ++i) {
+          T* yg = y + ((n0 + i) * p.o + g * og) * ohw;
+          for (int64_t o = 0; o < og; ++o) {
+            const T* __restrict src = tmp + o * ld + i * ohw;
+            T* __restrict dst = yg + o * ohw;
+            if (bias) {
+              const T bo = bias[g * og + o];
+              for (int64_t q = 0; q < ohw; ++q) dst[q] = src[q] + bo;
+            } else {
+              copy_short(dst, src, ohw);
+            }
+          }
+        }
       }
-    }
+    });
   });
 }
 
-/// dx[n] (per group) = col2im(W_g^T [K, og] @ dy[n, group] [og, oh*ow]).
+/// dst [og, m * ohw] = the og channels of group g of dy for images n0 .. n0 + m, side by side
+/// (the layout of a chunk's GEMM).
+template <typename T>
+void gather_chunk(const T* dy, T* dst, const ConvParams& p, int64_t n0, int64_t m, int64_t g, int64_t og) {
+  const int64_t ohw = p.oh * p.ow, ld = m * ohw;
+  for (int64_t i = 0; i < m; ++i) {
+    const T* src = dy + ((n0 + i) * p.o + g * og) * ohw;
+    for (int64_t o = 0; o < og; ++o) copy_short(dst + o * ld + i * ohw, src + o * ohw, ohw);
+  }
+}
+
+/// dx[n] (per group) = col2im(W_g^T [K, og] @ dy[n, group] [og, oh*ow]), one GEMM per chunk of
+/// images ([K, m * oh*ow]) and one col2im per image.
 template <typename T>
 void conv2d_backward_data_cpu(const ConvParams& p, const T* dy, const T* w, T* dx) {
   const int64_t G = p.groups, cg = p.c / G, og = p.o / G, K = cg * p.kh * p.kw, ohw = p.oh * p.ow;
   const bool pointwise = is_pointwise(p);
+  const int64_t chunk = pointwise ? 1 : conv_chunk(p);
   for_images(p, [&](int64_t b, int64_t e) {
-    T* col = pointwise ? nullptr : conv_workspace<T, 0>(static_cast<size_t>(K * ohw));
-    for (int64_t n = b; n < e; ++n) {
+    const int64_t mmax = std::min(chunk, e - b);
+    T* col = pointwise ? nullptr : conv_workspace<T, 0>(static_cast<size_t>(K * mmax * ohw));
+    T* dyc = mmax > 1 ? conv_workspace<T, 2>(static_cast<size_t>(og * mmax * ohw)) : nullptr;
+    for_chunks(b, e, chunk, [&](int64_t n0, int64_t m) {
+      const int64_t ld = m * ohw;
       for (int64_t g = 0; g < G; ++g) {
-        T* xg = dx + (n * p.c + g * cg) * p.h * p.w;
-        // [K, ohw] = W_g^T [K, og] @ dy [og, ohw], straight into dx for a pointwise convolution.
-        cpu::gemm<T>(true, false, K, ohw, og, T(1), w + g * og * K, K, dy + (n * p.o + g * og) * ohw, ohw, T(0),
-                     pointwise ? xg : col, ohw);
+        const T* rhs = dy + (n0 * p.o + g * og) * ohw;
+        if (m > 1) {
+          gather_chunk(dy, dyc, p, n0, m, g, og);
+          rhs = dyc;
+        }
+        // [K, m * ohw] = W_g^T [K, og] @ dy [og, m * ohw], straight into dx for a pointwise convolution.
+        T* xg0 = dx + (n0 * p.c + g * cg) * p.h * p.w;
+        cpu::gemm<T>(true, false, K, ld, og, T(1), w + g * og * K, K, rhs, ld, T(0), pointwise ? xg0 : col, ld);
         if (!pointwise) {
-          std::fill(xg, xg + cg * p.h * p.w, T(0));
-          col2im(col, xg, p, cg);
+          for (int64_t i = 0; i < m; ++i) {
+            T* xg = dx + ((n0 + i) * p.c + g * cg) * p.h * p.w;
+            std::fill(xg, xg + cg * p.h * p.w, T(0));
+            col2im(col + i * ohw, xg, p, cg, ld);
+          }
         }
       }
-    }
+    });
   });
 }
 
-/// dw_g = sum_n dy[n, group] [og, oh*ow] @ im2col(x[n, group])^T. Threads accumulate partial
+/// dw_g = sum_n dy[n, group] [og, oh*ow] @ im2col(x[n, group])^T, one GEMM per chunk of images
+/// (the sum over the chunk's images is the GEMM's inner dimension). Threads accumulate partial
 /// sums over their images in a private buffer, then add them into dw under a lock.
 template <typename T>
 void conv2d_backward_filter_cpu(const ConvParams& p, const T* x, const T* dy, T* dw) {
   const int64_t G = p.groups, cg = p.c / G, og = p.o / G, K = cg * p.kh * p.kw, ohw = p.oh * p.ow;
   const bool pointwise = is_pointwise(p);
+  const int64_t chunk = pointwise ? 1 : conv_chunk(p);
   const int64_t wsize = p.o * K;
   std::fill(dw, dw + wsize, T(0));
   std::mutex mu;
   for_images(p, [&](int64_t b, int64_t e) {
-    T* col = pointwise ? nullptr : conv_workspace<T, 0>(static_cast<size_t>(K * ohw));
+    const int64_t mmax = std::min(chunk, e - b);
+    T* col = pointwise ? nullptr : conv_workspace<T, 0>(static_cast<size_t>(K * mmax * ohw));
+    T* dyc = mmax > 1 ? conv_workspace<T, 2>(static_cast<size_t>(og * mmax * ohw)) : nullptr;
     bool whole = b == 0 && e == p.n;  // one chunk: accumulate straight into dw
     T* acc = whole ? dw : conv_workspace<T, 1>(static_cast<size_t>(wsize));
     if (!whole) std::fill(acc, acc + wsize, T(0));
-    for (int64_t n = b; n < e; ++n) {
+    for_chunks(b, e, chunk, [&](int64_t n0, int64_t m) {
+      const int64_t ld = m * ohw;
       for (int64_t g = 0; g < G; ++g) {
-        const T* xg = x + (n * p.c + g * cg) * p.h * p.w;
-        if (!pointwise) im2col(xg, col, p, cg);
-        // acc_g [og, K] += dy [og, ohw] @ im2col^T [ohw, K]
-        cpu::gemm<T>(false, true, og, K, ohw, T(1), dy + (n * p.o + g * og) * ohw, ohw, pointwise ? xg : col, ohw,
+        const T* lhs = dy + (n0 * p.o + g * og) * ohw;
+        if (m > 1) {
+          gather_chunk(dy, dyc, p, n0, m, g, og);
+          lhs = dyc;
+        }
+        if (!pointwise) {
+          for (int64_t i = 0; i < m; ++i) im2col(x + ((n0 + i) * p.c + g * cg) * p.h * p.w, col + i * ohw, p, cg, ld);
+        }
+        // acc_g [og, K] += dy [og, m * ohw] @ im2col^T [m * ohw, K]
+        cpu::gemm<T>(false, true, og, K, ld, T(1), lhs, ld, pointwise ? x + (n0 * p.c + g * cg) * p.h * p.w : col, ld,
                      T(1), acc + g * og * K, K);
       }
-    }
+    });
     if (!whole) {
       std::lock_guard<std::mutex> lock(mu);
       for (int64_t i = 0; i < wsize; ++i) dw[i] += acc[i];
