@@ -317,6 +317,83 @@ TEST_CASE("MetricsLog: CSV and JSON files, written atomically, read back") {
   CHECK_THROWS_AS(utils::MetricsLog::read_csv(dir.path / "missing.csv"), ember::Error);
 }
 
+TEST_CASE("MetricsLog::resume: rows of epochs after the checkpoint's are dropped, the rest continue") {
+  TempDir dir;
+  {
+    utils::MetricsLog log(dir.path / "metrics");
+    log.append({{"epoch", 1}, {"loss", 0.5}});
+    log.append({{"note", 7}});  // a row without an epoch is kept
+    log.append({{"epoch", 2}, {"loss", 0.25}});
+    log.append({{"epoch", 3}, {"loss", 0.125}});  // written after the checkpoint of epoch 2, before a crash
+  }
+  utils::MetricsLog log = utils::MetricsLog::resume(dir.path / "metrics", 2);
+  CHECK(log.size() == 3);
+  CHECK(read_text(dir.path / "metrics.csv") == "epoch,loss,note\n1,0.5,\n,,7\n2,0.25,\n3,0.125,\n");  // untouched so far
+  log.append({{"epoch", 3}, {"loss", 0.1}});
+  CHECK(read_text(dir.path / "metrics.csv") == "epoch,loss,note\n1,0.5,\n,,7\n2,0.25,\n3,0.1,\n");
+  // No file yet: an empty log that saves where asked.
+  utils::MetricsLog fresh = utils::MetricsLog::resume(dir.path / "new" / "metrics", 4);
+  CHECK(fresh.size() == 0);
+  fresh.append({{"epoch", 5}});
+  CHECK(read_text(dir.path / "new" / "metrics.csv") == "epoch\n5\n");
+}
+
+TEST_CASE("setup_device and save_or_fail: --threads/--device and a failed save, as every program reports them") {
+  const int before = get_num_threads();
+  CHECK(utils::setup_device(1, "cpu") == kCPU);
+  CHECK(get_num_threads() == 1);
+  CHECK_THROWS_WITH_AS(utils::setup_device(1, "tpu"), doctest::Contains("expected cpu or cuda, got 'tpu'"), ember::Error);
+  if (!cuda_is_available())
+    CHECK_THROWS_WITH_AS(utils::setup_device(1, "cuda"), doctest::Contains("--device cuda: no CUDA device available"), ember::Error);
+  set_num_threads(before);
+
+  TempDir dir;
+  const fs::path ck = dir.path / "last.safetensors";
+  auto failing = [] { EMBER_FAIL("disk full"); };
+  CHECK_THROWS_WITH_AS(utils::save_or_fail(ck, failing), "could not save the checkpoint (no earlier one exists): disk full", ember::Error);
+  std::ofstream(ck) << "x";
+  CHECK_THROWS_WITH_AS(utils::save_or_fail(ck, failing),
+                       ("could not save the checkpoint (the previous '" + ck.string() + "' is intact): disk full").c_str(), ember::Error);
+  bool ran = false;
+  utils::save_or_fail(ck, [&] { ran = true; });
+  CHECK(ran);
+}
+
+TEST_CASE("read_trained_checkpoint / load_trained_weights: the CLI's checkpoint, errors that say what to do") {
+  TempDir dir;
+  CHECK(utils::fixed(0.98765) == "0.9877");
+  CHECK(utils::fixed(2.0, 1) == "2.0");
+
+  // Missing: how to make one, with --out repeated only when it is not the default.
+  CHECK_THROWS_WITH_AS(utils::read_trained_checkpoint("prog", "", (dir.path / "o").string(), "runs/prog"),
+                       doctest::Contains(("train first (prog train --out " + (dir.path / "o").string() + ") or pass --checkpoint FILE").c_str()),
+                       ember::Error);
+  CHECK_THROWS_WITH_AS(utils::read_trained_checkpoint("prog", "", "runs/prog_that_is_not_there", "runs/prog_that_is_not_there"),
+                       doctest::Contains("no checkpoint at 'runs/prog_that_is_not_there/best.safetensors': train first (prog train) or"),
+                       ember::Error);
+
+  nn::Linear saved(3, 2);
+  io::Checkpoint ck;
+  ck.model = saved.state_dict();
+  ck.info.metadata = R"({"model": "tiny"})";
+  fs::create_directories(dir.path / "o");
+  io::save_checkpoint((dir.path / "o" / "best.safetensors").string(), ck);
+
+  utils::TrainedCheckpoint c = utils::read_trained_checkpoint("prog", "", (dir.path / "o").string(), "runs/prog");
+  CHECK(c.path == dir.path / "o" / "best.safetensors");
+  CHECK(c.meta["model"] == "tiny");
+  nn::Linear loaded(3, 2);
+  loaded.train();
+  utils::load_trained_weights(loaded, c.ckpt.model, c.path, Device::CPU);
+  CHECK_FALSE(loaded.is_training());
+  CHECK(loaded.weight.to_vector<float>() == saved.weight.to_vector<float>());
+  // --checkpoint wins over --out; a network of another shape names the file.
+  utils::TrainedCheckpoint same = utils::read_trained_checkpoint("prog", c.path.string(), "elsewhere", "runs/prog");
+  nn::Linear other(4, 2);
+  CHECK_THROWS_WITH_AS(utils::load_trained_weights(other, same.ckpt.model, same.path, Device::CPU),
+                       doctest::Contains(("checkpoint '" + c.path.string() + "': ").c_str()), ember::Error);
+}
+
 // ---------------------------------------------------------------------------------------------
 // PNG outputs (Cairo)
 // ---------------------------------------------------------------------------------------------

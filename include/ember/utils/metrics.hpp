@@ -383,6 +383,26 @@ class MetricsLog {
   /// Sets the path the log saves to after each append (e.g. after read_csv).
   void set_path(std::filesystem::path base) { base_ = std::move(base); }
 
+  /// The log at `<base>.csv` as a run resumed after `epochs_done` epochs continues it: rows of
+  /// later epochs (written after the checkpoint, before a crash) are dropped, since they are about
+  /// to be trained again; rows without an "epoch" column are kept. No file yet: an empty log.
+  static MetricsLog resume(const std::filesystem::path& base, int64_t epochs_done) {
+    auto csv = base;
+    csv += ".csv";
+    MetricsLog log(base);
+    if (!std::filesystem::exists(csv)) return log;
+    for (auto& row : read_csv(csv).rows_) {
+      std::optional<double> epoch = lookup(row, "epoch");
+      if (!epoch || *epoch <= static_cast<double>(epochs_done)) {
+        for (const auto& [name, value] : row) {
+          if (std::find(log.columns_.begin(), log.columns_.end(), name) == log.columns_.end()) log.columns_.push_back(name);
+        }
+        log.rows_.push_back(std::move(row));
+      }
+    }
+    return log;
+  }
+
  private:
   static std::optional<double> lookup(const Row& row, const std::string& name) {
     for (const auto& [n, v] : row) {

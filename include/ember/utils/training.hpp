@@ -9,6 +9,11 @@
 ///   Diverged, all_finite        a non-finite loss or weights stop training before a save
 ///   resume_command              the command line that continues an interrupted run
 ///   position_json / read_position   TrainPosition <-> checkpoint metadata
+///   read_trained_checkpoint,    the checkpoint eval/predict/generate read, and loading it into the
+///   load_trained_weights        network, with errors that name the file and say how to make one
+///   fixed, seconds_since        the numbers of the original tutorials' epoch lines
+///   setup_device                --threads and --device as every program applies them
+///   save_or_fail                a failed save reported the same way by every program
 ///
 /// Example (the loop of examples/mnist_cnn and examples/catdog_cnn):
 /// ```
@@ -17,18 +22,25 @@
 ///   ...  pos.running.update(loss, acc, n); ++pos.batch; ++pos.step; steps.append(pos, loss, lr);
 /// ```
 #include <bit>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "ember/core/error.hpp"
+#include "ember/core/parallel.hpp"
+#include "ember/cuda/device.hpp"
+#include "ember/io/checkpoint.hpp"
 #include "ember/nn/module.hpp"
 #include "ember/ops/copy.hpp"
 
@@ -156,5 +168,79 @@ class StepLog {
   std::filesystem::path path_;
   std::ofstream out_;
 };
+
+/// `v` with `decimals` digits after the point, as the original tutorials print their metrics.
+inline std::string fixed(double v, int decimals = 4) {
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(decimals) << v;
+  return os.str();
+}
+
+inline double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+/// Applies the programs' `--threads N` (0: every core) and `--device cpu|cuda`; asking for CUDA
+/// where there is none says why.
+inline Device setup_device(int threads, const std::string& device) {
+  set_num_threads(threads > 0 ? threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
+  if (device == "cpu") return kCPU;
+  EMBER_CHECK(device == "cuda", "--device: expected cpu or cuda, got '", device, "'");
+  EMBER_CHECK(cuda_is_available(), "--device cuda: no CUDA device available (this build ",
+#ifdef EMBER_WITH_CUDA
+              "has the CUDA backend, but found no GPU"
+#else
+              "has no CUDA backend; configure with the CUDA toolkit installed"
+#endif
+              ")");
+  return kCUDA;
+}
+
+/// Runs `save`, which writes the checkpoint `path` atomically; a failure (disk full, permissions)
+/// stops training with an error that says whether an earlier checkpoint survives there.
+template <typename Save>
+void save_or_fail(const std::filesystem::path& path, Save&& save) {
+  try {
+    save();
+  } catch (const Error& e) {
+    EMBER_FAIL("could not save the checkpoint (",
+               std::filesystem::exists(path) ? "the previous '" + path.string() + "' is intact" : "no earlier one exists",
+               "): ", e.what());
+  }
+}
+
+/// A checkpoint written by a program's `train`, as its `eval`/`predict`/`generate` read it.
+struct TrainedCheckpoint {
+  std::filesystem::path path;
+  io::Checkpoint ckpt;
+  nlohmann::json meta;  // the parsed metadata; a discarded value when it is not JSON
+};
+
+/// Reads `checkpoint`, or `<out>/<file>` when none is given (the CLI convention: --checkpoint, else
+/// the best checkpoint in --out). A missing file gives an error that says how to make one, with
+/// `--out` repeated when it is not the program's default so that train writes where this looks.
+inline TrainedCheckpoint read_trained_checkpoint(const std::string& program, const std::string& checkpoint,
+                                                 const std::string& out, const std::string& default_out,
+                                                 const std::string& file = "best.safetensors") {
+  const std::filesystem::path path = checkpoint.empty() ? std::filesystem::path(out) / file : std::filesystem::path(checkpoint);
+  EMBER_CHECK(std::filesystem::exists(path), "no checkpoint at '", path.string(), "': train first (", program, " train",
+              checkpoint.empty() && out != default_out ? " --out " + out : std::string(), ") or pass --checkpoint FILE");
+  TrainedCheckpoint c{path, io::read_checkpoint(path.string()), {}};
+  c.meta = nlohmann::json::parse(c.ckpt.info.metadata, nullptr, /*allow_exceptions=*/false);
+  return c;
+}
+
+/// Loads `sd` (names and shapes checked; the error names the file) into `net`, moves it to
+/// `device` and puts it in eval mode.
+inline void load_trained_weights(nn::Module& net, const nn::StateDict& sd, const std::filesystem::path& path,
+                                 Device device) {
+  try {
+    net.load_state_dict(sd);
+  } catch (const Error& e) {
+    EMBER_FAIL("checkpoint '", path.string(), "': ", e.what());
+  }
+  net.to(device);
+  net.eval();
+}
 
 }  // namespace ember::utils
