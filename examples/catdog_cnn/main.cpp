@@ -47,6 +47,8 @@
 
 namespace fs = std::filesystem;
 using namespace ember;
+using utils::fixed;
+using utils::seconds_since;
 namespace F = ember::nn::functional;
 namespace T = ember::vision::transforms;
 
@@ -246,7 +248,7 @@ Stop train(nn::UnaryModule& net, data::DataLoader& loader, optim::Optimizer& opt
     ++pos.batch;
     ++pos.step;
     const utils::EpochStats so_far = pos.running.stats();
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double secs = seconds_since(t0);
     bar.update(1, {{"loss", so_far.loss}, {"acc", so_far.acc}, {"img/s", secs > 0 ? images / secs : 0.0}});
     auto stop = after_step(loss_value);
     step_end = clock::now();
@@ -297,12 +299,7 @@ struct CommonOptions {
   std::string device = "cpu";
 };
 
-Device setup(const CommonOptions& o) {
-  set_num_threads(o.threads > 0 ? o.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
-  if (o.device == "cpu") return kCPU;
-  EMBER_CHECK(cuda_is_available(), "--device cuda: no CUDA device available");
-  return kCUDA;
-}
+Device setup(const CommonOptions& o) { return utils::setup_device(o.threads, o.device); }
 
 /// The data set folder: --data DIR (holding train/ and test/), else the library's standard lookup.
 fs::path data_dir(const CommonOptions& o) {
@@ -355,12 +352,6 @@ Stats normalization(const std::string& which, const fs::path& dir, const CommonO
   return folder_stats(dir / "train", o);
 }
 
-std::string fixed(double v, int decimals = 4) {
-  std::ostringstream os;
-  os << std::fixed << std::setprecision(decimals) << v;
-  return os.str();
-}
-
 /// A checkpoint with the network and normalisation it was trained with.
 struct LoadedModel {
   std::shared_ptr<nn::Sequential> net;
@@ -371,22 +362,14 @@ struct LoadedModel {
 };
 
 LoadedModel load_model(const CommonOptions& o, Device device) {
-  fs::path path = o.checkpoint.empty() ? fs::path(o.out) / "best.safetensors" : fs::path(o.checkpoint);
-  EMBER_CHECK(fs::exists(path), "no checkpoint at '", path.string(), "': train first (catdog_cnn train) or pass --checkpoint FILE");
-  io::Checkpoint ckpt = io::read_checkpoint(path.string());
-  auto meta = nlohmann::json::parse(ckpt.info.metadata, nullptr, false);
+  utils::TrainedCheckpoint c = utils::read_trained_checkpoint("catdog_cnn", o.checkpoint, o.out, kDefaultOut);
+  const nlohmann::json& meta = c.meta;
   EMBER_CHECK(meta.is_object() && meta.contains("model") && meta.contains("normalize_mean") && meta.contains("classes"),
-              "checkpoint '", path.string(), "' was not written by catdog_cnn train");
+              "checkpoint '", c.path.string(), "' was not written by catdog_cnn train");
   LoadedModel m{make_model(meta["model"].get<std::string>()), meta,
                 {meta["normalize_mean"].get<std::vector<double>>(), meta["normalize_std"].get<std::vector<double>>()},
-                meta["classes"].get<std::vector<std::string>>(), path};
-  try {
-    m.net->load_state_dict(ckpt.model);
-  } catch (const Error& e) {
-    EMBER_FAIL("checkpoint '", path.string(), "': ", e.what());
-  }
-  m.net->to(device);
-  m.net->eval();
+                meta["classes"].get<std::vector<std::string>>(), c.path};
+  utils::load_trained_weights(*m.net, c.ckpt.model, c.path, device);
   return m;
 }
 
@@ -511,15 +494,7 @@ int run_train(const CommonOptions& common, TrainOptions t) {
     pos.step = info.step;
     utils::read_position(meta, pos);
     best_acc = meta.value("best_acc", -1.0);
-    if (fs::exists(out / "metrics.csv")) {
-      utils::MetricsLog old = utils::MetricsLog::read_csv(out / "metrics.csv");
-      log = utils::MetricsLog();
-      for (const auto& row : old.rows()) {
-        auto e = std::find_if(row.begin(), row.end(), [](const auto& kv) { return kv.first == "epoch"; });
-        if (e == row.end() || e->second <= static_cast<double>(pos.epoch)) log.append(row);
-      }
-      log.set_path(out / "metrics");
-    }
+    log = utils::MetricsLog::resume(out / "metrics", pos.epoch);
     std::cerr << "Resuming " << resume_path.string() << " at epoch " << pos.epoch + 1 << ", batch " << pos.batch << "\n";
   }
   utils::StepLog step_log(out / "steps.csv", t.resume ? pos.step : 0);
@@ -539,14 +514,8 @@ int run_train(const CommonOptions& common, TrainOptions t) {
             {"lr", t.lr},             {"epochs", t.epochs},         {"best_acc", best_acc},
             {"test_acc", test_acc},   {"normalize", t.normalize},   {"normalize_mean", stats.mean},
             {"normalize_std", stats.std}, {"augment", t.augment}, {"classes", train_set->classes()}, {"position", utils::position_json(pos)}};
-    try {
-      io::save_checkpoint(path.string(), *net, *optimizer, *scheduler, {pos.epoch, pos.step, meta.dump()});
-      if (path == last_path) saved_step = pos.step;
-    } catch (const Error& e) {
-      EMBER_FAIL("could not save the checkpoint (", fs::exists(path) ? "the previous '" + path.string() + "' is intact"
-                                                                   : "no earlier one exists",
-                 "): ", e.what());
-    }
+    utils::save_or_fail(path, [&] { io::save_checkpoint(path.string(), *net, *optimizer, *scheduler, {pos.epoch, pos.step, meta.dump()}); });
+    if (path == last_path) saved_step = pos.step;
   };
   auto stopped = [&](Stop why) {
     std::cerr << (why == Stop::kMaxSteps ? "Stopped after step " + std::to_string(pos.step) + " (--max-steps)"
@@ -572,7 +541,7 @@ int run_train(const CommonOptions& common, TrainOptions t) {
       train_set->reset_timing();
       const Stop why = train(*net, train_loader, *optimizer, device,
                              "Epoch " + std::to_string(pos.epoch + 1) + "/" + std::to_string(t.epochs), pos, after_step, loop);
-      const double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double train_seconds = seconds_since(t0);
       report_time(train_seconds, loop, train_set->timing(), common.workers);
       if (why != Stop::kEpochDone) return stopped(why);
       const utils::EpochStats tr = pos.running.stats();
@@ -618,7 +587,7 @@ int run_eval(const CommonOptions& common, bool augmented) {
   std::vector<std::pair<int64_t, Tensor>> wrong;
   const auto t0 = std::chrono::steady_clock::now();
   const utils::EpochStats te = test(*m.net, loader, device, &cm, &wrong);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = seconds_since(t0);
   std::cout << "Checkpoint: " << m.path.string() << "\n"
             << "Test_acc:" << fixed(te.acc) << ", Test_loss:" << fixed(te.loss) << "  ("
             << (augmented ? "augmented like the notebook's test set"

@@ -106,6 +106,8 @@ data::DatasetPtr mnist_split(const fs::path& dir, bool train, bool augment) {
 // are shared by every tutorial's `train`: ember/utils/training.hpp.
 using utils::Diverged;
 using utils::EpochStats;
+using utils::fixed;
+using utils::seconds_since;
 using utils::StepLog;
 using Position = utils::TrainPosition;
 
@@ -177,18 +179,7 @@ struct CommonOptions {
 };
 
 /// Threads and device from the command line (threads 0: every core).
-Device setup(const CommonOptions& o) {
-  set_num_threads(o.threads > 0 ? o.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
-  if (o.device == "cpu") return kCPU;
-  EMBER_CHECK(cuda_is_available(), "--device cuda: no CUDA device available (this build ",
-#ifdef EMBER_WITH_CUDA
-              "has the CUDA backend, but found no GPU"
-#else
-              "has no CUDA backend; configure with the CUDA toolkit installed"
-#endif
-              ")");
-  return kCUDA;
-}
+Device setup(const CommonOptions& o) { return utils::setup_device(o.threads, o.device); }
 
 /// The directory holding MNIST's IDX files: --data, else the library's standard lookup.
 fs::path data_dir(const CommonOptions& o) { return data::find_data_dir(o.data, "mnist"); }
@@ -201,33 +192,12 @@ struct LoadedModel {
 };
 
 LoadedModel load_model(const CommonOptions& o, Device device) {
-  fs::path path = o.checkpoint.empty() ? fs::path(o.out) / "best.safetensors" : fs::path(o.checkpoint);
-  EMBER_CHECK(fs::exists(path), "no checkpoint at '", path.string(), "': train first (mnist_cnn train",
-              o.checkpoint.empty() && o.out != kDefaultOut ? " --out " + o.out : std::string(),
-              ") or pass --checkpoint FILE");
-  io::Checkpoint ckpt = io::read_checkpoint(path.string());
-  nlohmann::json meta = nlohmann::json::parse(ckpt.info.metadata, nullptr, /*allow_exceptions=*/false);
-  EMBER_CHECK(meta.is_object() && meta.contains("model") && meta["model"].is_string(), "checkpoint '", path.string(),
-              "' was not written by mnist_cnn train (its metadata names no model)");
-  LoadedModel m{make_model(meta["model"].get<std::string>()), meta, path};
-  try {
-    m.net->load_state_dict(ckpt.model);
-  } catch (const Error& e) {
-    EMBER_FAIL("checkpoint '", path.string(), "': ", e.what());
-  }
-  m.net->to(device);
-  m.net->eval();
+  utils::TrainedCheckpoint c = utils::read_trained_checkpoint("mnist_cnn", o.checkpoint, o.out, kDefaultOut);
+  EMBER_CHECK(c.meta.is_object() && c.meta.contains("model") && c.meta["model"].is_string(), "checkpoint '",
+              c.path.string(), "' was not written by mnist_cnn train (its metadata names no model)");
+  LoadedModel m{make_model(c.meta["model"].get<std::string>()), c.meta, c.path};
+  utils::load_trained_weights(*m.net, c.ckpt.model, c.path, device);
   return m;
-}
-
-std::string fixed(double v, int decimals = 4) {
-  std::ostringstream os;
-  os << std::fixed << std::setprecision(decimals) << v;
-  return os.str();
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 // ---- train -------------------------------------------------------------------------------------
@@ -321,17 +291,7 @@ int run_train(const CommonOptions& common, TrainOptions t) {
     EMBER_CHECK(pos.batch <= train_loader.size(), "--resume: '", resume_path.string(), "' stopped at batch ", pos.batch,
                 " of epoch ", pos.epoch + 1, " but the training set now has only ", train_loader.size(),
                 " batches per epoch (a different --data?)");
-    if (fs::exists(out / "metrics.csv")) {
-      // Rows of epochs after the checkpoint's (a crash after the row was written, before the
-      // save) are dropped: they are about to be trained again.
-      utils::MetricsLog old = utils::MetricsLog::read_csv(out / "metrics.csv");
-      log = utils::MetricsLog();
-      for (const auto& row : old.rows()) {
-        auto e = std::find_if(row.begin(), row.end(), [](const auto& kv) { return kv.first == "epoch"; });
-        if (e == row.end() || e->second <= static_cast<double>(pos.epoch)) log.append(row);
-      }
-      log.set_path(out / "metrics");
-    }
+    log = utils::MetricsLog::resume(out / "metrics", pos.epoch);
     std::cerr << "Resuming " << resume_path.string() << " at epoch " << pos.epoch + 1 << ", batch " << pos.batch << "/"
               << train_loader.size() << " (step " << pos.step << ")\n";
   }
@@ -362,14 +322,8 @@ int run_train(const CommonOptions& common, TrainOptions t) {
               {"scheduler", r.scheduler},
               {"augment", r.augment}}}};
     io::CheckpointInfo info{pos.epoch, pos.step, meta.dump()};
-    try {
-      io::save_checkpoint(path.string(), *net, *optimizer, *scheduler, info);
-      if (path == last_path) saved_step = pos.step;
-    } catch (const Error& e) {
-      EMBER_FAIL("could not save the checkpoint (", fs::exists(path) ? "the previous '" + path.string() + "' is intact"
-                                                                   : "no earlier one exists",
-                 "): ", e.what());
-    }
+    utils::save_or_fail(path, [&] { io::save_checkpoint(path.string(), *net, *optimizer, *scheduler, info); });
+    if (path == last_path) saved_step = pos.step;
   };
   double last_test_acc = meta.value("test_acc", 0.0);
   auto stopped = [&](Stop why) {

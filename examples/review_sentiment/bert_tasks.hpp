@@ -212,10 +212,6 @@ inline std::pair<std::vector<int64_t>, std::vector<int64_t>> split_rows(size_t n
   return {rows, val};
 }
 
-inline double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
 /// Loss and accuracy curves (train vs validation, or vs test) in one PNG.
 inline void plot_curves(const fs::path& path, const utils::MetricsLog& log, const std::string& other,
                         const std::string& loss_col, const std::string& acc_col, const std::string& title) {
@@ -373,13 +369,7 @@ inline int run_pretrain(CommonOptions& common, TrainOptions t, const PretrainDat
     pos.epoch = info.epoch, pos.step = info.step;
     utils::read_position(meta, pos);
     collate.set_state({meta.at("collator_seed").get<uint64_t>(), meta.at("collator_offset").get<uint64_t>()});
-    if (fs::exists(out / "metrics.csv")) {
-      utils::MetricsLog old = utils::MetricsLog::read_csv(out / "metrics.csv");
-      log = utils::MetricsLog();
-      for (const auto& row : old.rows())
-        if (!row.empty() && row.front().first == "epoch" && row.front().second <= static_cast<double>(pos.epoch)) log.append(row);
-      log.set_path(out / "metrics");
-    }
+    log = utils::MetricsLog::resume(out / "metrics", pos.epoch);
     std::cerr << "Resuming " << from.string() << " at epoch " << pos.epoch + 1 << ", batch " << pos.batch << "\n";
   }
   utils::StepLog step_log(out / "steps.csv", t.resume ? pos.step : 0);
@@ -396,13 +386,11 @@ inline int run_pretrain(CommonOptions& common, TrainOptions t, const PretrainDat
     nlohmann::json m = options_json(t);
     m.update({{"model", "bert-mlm"}, {"files", sources}, {"collator_seed", cs.seed}, {"collator_offset", cs.offset},
               {"position", utils::position_json(pos)}});
-    try {
+    utils::save_or_fail(last_path, [&] {
       mlm->save_pretrained(out.string());
       save_tokenizer(out, tok);
       io::save_checkpoint(last_path.string(), *mlm, opt, sched, {pos.epoch, pos.step, m.dump()});
-    } catch (const Error& e) {
-      EMBER_FAIL("could not save the checkpoint in '", out.string(), "': ", e.what());
-    }
+    });
   };
 
   utils::InterruptHandler interrupts;
@@ -605,13 +593,7 @@ inline int run_train_bert(CommonOptions& common, TrainOptions t) {
     io::CheckpointInfo info = io::load_checkpoint(resume_path.string(), model, opt, sched);
     pos.epoch = info.epoch, pos.step = info.step;
     utils::read_position(meta, pos);
-    if (fs::exists(out / "metrics.csv")) {
-      utils::MetricsLog old = utils::MetricsLog::read_csv(out / "metrics.csv");
-      log = utils::MetricsLog();
-      for (const auto& row : old.rows())
-        if (!row.empty() && row.front().first == "epoch" && row.front().second <= static_cast<double>(pos.epoch)) log.append(row);
-      log.set_path(out / "metrics");
-    }
+    log = utils::MetricsLog::resume(out / "metrics", pos.epoch);
     std::cerr << "Resuming " << resume_path.string() << " at epoch " << pos.epoch + 1 << ", batch " << pos.batch << "\n";
   }
   utils::StepLog step_log(out / "steps.csv", t.resume ? pos.step : 0);
@@ -628,11 +610,7 @@ inline int run_train_bert(CommonOptions& common, TrainOptions t) {
     nlohmann::json m = options_json(t);
     m.update({{"model", "bert"}, {"dataset", common.dataset}, {"best_val_acc", best_val}, {"best_test_acc", best_test},
               {"best_epoch", best_epoch}, {"test_acc", test_acc}, {"position", utils::position_json(pos)}});
-    try {
-      io::save_checkpoint(last_path.string(), model, opt, sched, {pos.epoch, pos.step, m.dump()});
-    } catch (const Error& e) {
-      EMBER_FAIL("could not save '", last_path.string(), "': ", e.what());
-    }
+    utils::save_or_fail(last_path, [&] { io::save_checkpoint(last_path.string(), model, opt, sched, {pos.epoch, pos.step, m.dump()}); });
   };
   auto save_best = [&](double test_acc) {
     model.save_pretrained(best_dir.string());

@@ -55,6 +55,8 @@
 
 namespace fs = std::filesystem;
 using namespace ember;
+using utils::fixed;
+using utils::seconds_since;
 namespace F = ember::nn::functional;
 
 // ---- constants ---------------------------------------------------------------------------------
@@ -203,12 +205,6 @@ text::Vocab make_vocab(const std::string& model, const std::vector<std::string>&
 }
 
 // ---- data --------------------------------------------------------------------------------------
-
-std::string fixed(double v, int decimals = 4) {
-  std::ostringstream os;
-  os << std::fixed << std::setprecision(decimals) << v;
-  return os.str();
-}
 
 /// One input file read and preprocessed: the texts (UTF-8, invalid bytes replaced), the labels
 /// (0/1) and the tokens of each text.
@@ -423,7 +419,7 @@ Corpus prepare(const fs::path& file, const PrepOptions& o, const fs::path& out, 
     bar.update(static_cast<int64_t>(chunk.size()));
   }
   bar.close();
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = seconds_since(t0);
   fs::create_directories(cached.parent_path());
   save_cache(cached, c);
   int64_t empty = 0, ntok = 0;
@@ -533,7 +529,7 @@ Stop train(SentimentNet& net, data::DataLoader& loader, optim::Optimizer& optimi
     ++pos.batch;
     ++pos.step;
     const utils::EpochStats so_far = pos.running.stats();
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double secs = seconds_since(t0);
     bar.update(1, {{"loss", so_far.loss}, {"acc", so_far.acc}, {"text/s", secs > 0 ? texts / secs : 0.0}});
     if (auto stop = after_step(loss_value)) {
       bar.close();
@@ -579,12 +575,9 @@ struct CommonOptions {
 };
 
 Device setup(CommonOptions& o) {
-  const int n = o.threads > 0 ? o.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  set_num_threads(n);
-  o.prep.threads = n;
-  if (o.device == "cpu") return kCPU;
-  EMBER_CHECK(cuda_is_available(), "--device cuda: no CUDA device available");
-  return kCUDA;
+  const Device device = utils::setup_device(o.threads, o.device);
+  o.prep.threads = get_num_threads();
+  return device;
 }
 
 /// The data set folder (--data DIR holding train.jsonl and test.jsonl, else the standard lookup of
@@ -608,26 +601,18 @@ struct LoadedModel {
 };
 
 LoadedModel load_model(const CommonOptions& o, Device device, const fs::path& default_path = {}) {
-  fs::path path = !o.checkpoint.empty() ? fs::path(o.checkpoint)
-                  : !default_path.empty() ? default_path : fs::path(o.out) / "best.safetensors";
-  EMBER_CHECK(fs::exists(path), "no checkpoint at '", path.string(), "': train first (review_sentiment train) or pass --checkpoint FILE");
-  io::Checkpoint ckpt = io::read_checkpoint(path.string());
-  auto meta = nlohmann::json::parse(ckpt.info.metadata, nullptr, false);
-  EMBER_CHECK(meta.is_object() && meta.contains("model") && ckpt.model.contains("vocab") && ckpt.model.contains("stopwords"),
-              "checkpoint '", path.string(), "' was not written by review_sentiment train");
+  const std::string given = o.checkpoint.empty() && !default_path.empty() ? default_path.string() : o.checkpoint;
+  utils::TrainedCheckpoint c = utils::read_trained_checkpoint("review_sentiment", given, o.out, kDefaultOut);
+  const io::Checkpoint& ckpt = c.ckpt;
+  EMBER_CHECK(c.meta.is_object() && c.meta.contains("model") && ckpt.model.contains("vocab") && ckpt.model.contains("stopwords"),
+              "checkpoint '", c.path.string(), "' was not written by review_sentiment train");
   std::vector<std::string> tokens;
   std::istringstream vs(SentimentNet::text(ckpt.model.at("vocab")));
   for (std::string t; std::getline(vs, t);) tokens.push_back(t);
-  const std::string model = meta["model"].get<std::string>();
-  LoadedModel m{make_model(model, tokens, SentimentNet::text(ckpt.model.at("stopwords"))), meta, make_vocab(model, tokens),
-                SentimentNet::text(ckpt.model.at("stopwords")), path};
-  try {
-    m.net->load_state_dict(ckpt.model);
-  } catch (const Error& e) {
-    EMBER_FAIL("checkpoint '", path.string(), "': ", e.what());
-  }
-  m.net->to(device);
-  m.net->eval();
+  const std::string model = c.meta["model"].get<std::string>();
+  LoadedModel m{make_model(model, tokens, SentimentNet::text(ckpt.model.at("stopwords"))), c.meta, make_vocab(model, tokens),
+                SentimentNet::text(ckpt.model.at("stopwords")), c.path};
+  utils::load_trained_weights(*m.net, ckpt.model, c.path, device);
   return m;
 }
 
@@ -836,15 +821,7 @@ int run_train(CommonOptions& common, TrainOptions t) {
     utils::read_position(meta, pos);
     best_acc = meta.value("best_acc", -1.0), best_val = meta.value("best_val_acc", -1.0);
     best_test = meta.value("best_test_acc", 0.0), best_epoch = meta.value("best_epoch", 0), stale = meta.value("stale_epochs", 0);
-    if (fs::exists(out / "metrics.csv")) {
-      utils::MetricsLog old = utils::MetricsLog::read_csv(out / "metrics.csv");
-      log = utils::MetricsLog();
-      for (const auto& row : old.rows()) {
-        auto e = std::find_if(row.begin(), row.end(), [](const auto& kv) { return kv.first == "epoch"; });
-        if (e == row.end() || e->second <= static_cast<double>(pos.epoch)) log.append(row);
-      }
-      log.set_path(out / "metrics");
-    }
+    log = utils::MetricsLog::resume(out / "metrics", pos.epoch);
     std::cerr << "Resuming " << resume_path.string() << " at epoch " << pos.epoch + 1 << ", batch " << pos.batch << "\n";
   }
   utils::StepLog step_log(out / "steps.csv", t.resume ? pos.step : 0);
@@ -866,14 +843,8 @@ int run_train(CommonOptions& common, TrainOptions t) {
             {"stale_epochs", stale},   {"test_acc", test_acc},
             {"preprocess", "remove digits, OpenCC t2s, jieba HMM, stopwords"},
             {"classes", kClasses},     {"position", utils::position_json(pos)}};
-    try {
-      io::save_checkpoint(path.string(), *net, *optimizer, *scheduler, {pos.epoch, pos.step, meta.dump()});
-      if (path == last_path) saved_step = pos.step;
-    } catch (const Error& e) {
-      EMBER_FAIL("could not save the checkpoint (", fs::exists(path) ? "the previous '" + path.string() + "' is intact"
-                                                                   : "no earlier one exists",
-                 "): ", e.what());
-    }
+    utils::save_or_fail(path, [&] { io::save_checkpoint(path.string(), *net, *optimizer, *scheduler, {pos.epoch, pos.step, meta.dump()}); });
+    if (path == last_path) saved_step = pos.step;
   };
   auto stopped = [&](Stop why) {
     std::cerr << (why == Stop::kMaxSteps ? "Stopped after step " + std::to_string(pos.step) + " (--max-steps)"
@@ -896,7 +867,7 @@ int run_train(CommonOptions& common, TrainOptions t) {
       const auto t0 = std::chrono::steady_clock::now();
       const Stop why = train(*net, train_loader, *optimizer, device,
                              "Epoch " + std::to_string(pos.epoch + 1) + "/" + std::to_string(t.epochs), pos, after_step);
-      const double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double train_seconds = seconds_since(t0);
       if (why != Stop::kEpochDone) return stopped(why);
       const utils::EpochStats tr = pos.running.stats();
       const utils::EpochStats te = test(*net, test_loader, device);
@@ -1001,7 +972,7 @@ int run_eval(CommonOptions& common) {
   std::vector<float> probs;
   const auto t0 = std::chrono::steady_clock::now();
   const utils::EpochStats te = test(*m.net, loader, device, &cm, &probs);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = seconds_since(t0);
   report_eval(common, m.path, m.meta["model"].get<std::string>(), corpus, test_file, te, cm, probs, secs);
   return 0;
 }
