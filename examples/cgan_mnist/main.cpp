@@ -46,10 +46,13 @@
 #include "ember/utils/utils.hpp"
 #include "ember/vision/vision.hpp"
 
+#include "models.hpp"
 #include "../mnist_cnn/models.hpp"  // tutorial 1's classifier, which `evaluate` measures with
 
 namespace fs = std::filesystem;
 using namespace ember;
+using utils::fixed;
+using utils::seconds_since;
 
 // ---- constants ---------------------------------------------------------------------------------
 
@@ -59,8 +62,6 @@ constexpr const char* kDefaultClassifier = "runs/mnist_cnn/best.safetensors";
 constexpr int64_t kEpochs = 25;
 constexpr int64_t kBatchSize = 128;
 constexpr int64_t kTestBatchSize = 500;
-constexpr int64_t kNoise = 100;  // nz
-constexpr int64_t kClasses = 10;
 constexpr int64_t kNCritic = 5;        // a generator step every 5th batch
 constexpr double kGpWeight = 10.0;     // lambda of the gradient penalty
 constexpr double kLrG = 1e-4, kLrD = 2e-4;
@@ -70,108 +71,14 @@ constexpr int64_t kPlateauPatience = 5;
 constexpr uint64_t kSeed = 1;
 constexpr int kExitDiverged = 3;  // a loss (or the weights) became NaN/Inf
 
-// ---- the networks ------------------------------------------------------------------------------
-// Module names follow the original PyTorch script (bench/peers/torch_cgan.py), so the state-dict
-// keys are the same: label_emb.weight, fc.0.weight, conv.3.weight_orig, ...
+// ---- the networks (models.hpp) ----------------------------------------------------------------
 
-std::shared_ptr<nn::LeakyReLU> lrelu() { return std::make_shared<nn::LeakyReLU>(nn::LeakyReLUOptions().negative_slope(0.2)); }
-
-/// G(z, y): the label's 10-d embedding concatenated with 100-d noise, four Linear layers up to a
-/// 128 x 7 x 7 map, two stride-2 transposed convolutions to 28 x 28, a 3x3 conv and Tanh.
-class DigitGenerator : public nn::Module {
- public:
-  DigitGenerator() : nn::Module("Generator") {
-    label_emb = register_module("label_emb", std::make_shared<nn::Embedding>(kClasses, kClasses));
-    fc = register_module("fc", std::make_shared<nn::Sequential>());
-    fc->push_back(std::make_shared<nn::Linear>(kNoise + kClasses, 256));
-    fc->push_back(lrelu());
-    fc->push_back(std::make_shared<nn::Linear>(256, 512));
-    fc->push_back(lrelu());
-    fc->push_back(std::make_shared<nn::Linear>(512, 1024));
-    fc->push_back(lrelu());
-    fc->push_back(std::make_shared<nn::Linear>(1024, 128 * 7 * 7));
-    fc->push_back(std::make_shared<nn::BatchNorm1d>(128 * 7 * 7));
-    fc->push_back(lrelu());
-    conv = register_module("conv", std::make_shared<nn::Sequential>());
-    conv->push_back(std::make_shared<nn::ConvTranspose2d>(nn::ConvTranspose2dOptions(128, 128, 4).stride(2).padding(1)));  // 14x14
-    conv->push_back(std::make_shared<nn::BatchNorm2d>(128));
-    conv->push_back(lrelu());
-    conv->push_back(std::make_shared<nn::ConvTranspose2d>(nn::ConvTranspose2dOptions(128, 64, 4).stride(2).padding(1)));  // 28x28
-    conv->push_back(std::make_shared<nn::BatchNorm2d>(64));
-    conv->push_back(lrelu());
-    conv->push_back(std::make_shared<nn::Conv2d>(nn::Conv2dOptions(64, 1, 3).padding(1)));
-    conv->push_back(std::make_shared<nn::Tanh>());
-  }
-  /// Images [N, 1, 28, 28] in [-1, 1] for noise z [N, 100] and labels y [N].
-  Tensor forward(const Tensor& z, const Tensor& y) {
-    Tensor h = fc->forward(cat({label_emb->forward(y), z}, 1));
-    return conv->forward(h.view({-1, 128, 7, 7}));
-  }
-  std::shared_ptr<nn::Embedding> label_emb;
-  std::shared_ptr<nn::Sequential> fc, conv;
-};
-
-/// D(x, y): the label's 784-d embedding as a second image channel, three convolutions (the last
-/// two spectrally normalised) and two spectrally normalised Linear layers to one score, each
-/// hidden layer followed by LeakyReLU(0.2) and Dropout(0.3). No sigmoid: a Wasserstein critic.
-class Critic : public nn::Module {
- public:
-  Critic() : nn::Module("Critic") {
-    label_emb = register_module("label_emb", std::make_shared<nn::Embedding>(kClasses, 28 * 28));
-    auto drop = [] { return std::make_shared<nn::Dropout>(0.3); };
-    conv = register_module("conv", std::make_shared<nn::Sequential>());
-    conv->push_back(std::make_shared<nn::Conv2d>(nn::Conv2dOptions(2, 64, 4).stride(2).padding(1)));  // 14x14
-    conv->push_back(lrelu());
-    conv->push_back(drop());
-    conv->push_back(nn::utils::spectral_norm(std::make_shared<nn::Conv2d>(nn::Conv2dOptions(64, 128, 4).stride(2).padding(1))));  // 7x7
-    conv->push_back(lrelu());
-    conv->push_back(drop());
-    conv->push_back(nn::utils::spectral_norm(std::make_shared<nn::Conv2d>(nn::Conv2dOptions(128, 256, 3).padding(1))));
-    conv->push_back(lrelu());
-    conv->push_back(drop());
-    fc = register_module("fc", std::make_shared<nn::Sequential>());
-    fc->push_back(nn::utils::spectral_norm(std::make_shared<nn::Linear>(256 * 7 * 7, 1024)));
-    fc->push_back(lrelu());
-    fc->push_back(drop());
-    fc->push_back(nn::utils::spectral_norm(std::make_shared<nn::Linear>(1024, 1)));
-  }
-  /// Scores [N, 1] of images x [N, 1, 28, 28] as digits y [N].
-  Tensor forward(const Tensor& x, const Tensor& y) {
-    Tensor h = conv->forward(cat({x, label_emb->forward(y).view({-1, 1, 28, 28})}, 1));
-    return fc->forward(h.view({h.size(0), -1}));
-  }
-  std::shared_ptr<nn::Embedding> label_emb;
-  std::shared_ptr<nn::Sequential> conv, fc;
-};
-
-/// Both networks under one module: the checkpoint's "model." tensors are generator.* and critic.*.
-class CGAN : public nn::Module {
- public:
-  CGAN() : nn::Module("CGAN") {
-    G = register_module("generator", std::make_shared<DigitGenerator>());
-    D = register_module("critic", std::make_shared<Critic>());
-  }
-  std::shared_ptr<DigitGenerator> G;
-  std::shared_ptr<Critic> D;
-};
-
-/// The original's weights_init: Conv/ConvTranspose and Linear weights N(0, 0.02), Linear biases 0,
-/// BatchNorm weights N(1, 0.02) and biases 0 (conv biases and embeddings keep PyTorch's defaults).
-/// Under spectral norm the layer's weight member is weight_orig, as in PyTorch.
-void weights_init(nn::Module& module) {
-  nn::Module& m = nn::utils::unwrap_spectral_norm(module);
-  if (auto* c = dynamic_cast<nn::Conv2d*>(&m)) {
-    nn::init::normal_(c->weight, 0.0, 0.02);
-  } else if (auto* t = dynamic_cast<nn::ConvTranspose2d*>(&m)) {
-    nn::init::normal_(t->weight, 0.0, 0.02);
-  } else if (auto* b = dynamic_cast<nn::BatchNormBase*>(&m)) {
-    nn::init::normal_(b->weight, 1.0, 0.02);
-    nn::init::constant_(b->bias, 0.0);
-  } else if (auto* l = dynamic_cast<nn::Linear*>(&m)) {
-    nn::init::normal_(l->weight, 0.0, 0.02);
-    nn::init::constant_(l->bias, 0.0);
-  }
-}
+using cgan_mnist::CGAN;
+using cgan_mnist::Critic;
+using cgan_mnist::DigitGenerator;
+using cgan_mnist::kClasses;
+using cgan_mnist::kNoise;
+using cgan_mnist::weights_init;
 
 // ---- random streams ----------------------------------------------------------------------------
 
@@ -344,18 +251,7 @@ struct CommonOptions {
   std::string device = "cpu";
 };
 
-Device setup(const CommonOptions& o) {
-  set_num_threads(o.threads > 0 ? o.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
-  if (o.device == "cpu") return kCPU;
-  EMBER_CHECK(cuda_is_available(), "--device cuda: no CUDA device available (this build ",
-#ifdef EMBER_WITH_CUDA
-              "has the CUDA backend, but found no GPU"
-#else
-              "has no CUDA backend; configure with the CUDA toolkit installed"
-#endif
-              ")");
-  return kCUDA;
-}
+Device setup(const CommonOptions& o) { return utils::setup_device(o.threads, o.device); }
 
 fs::path data_dir(const CommonOptions& o) { return data::find_data_dir(o.data, "mnist"); }
 
@@ -397,35 +293,11 @@ struct LoadedGan {
   int64_t epoch = 0, step = 0;  // where training stood when it was saved
 };
 
-fs::path default_checkpoint(const CommonOptions& o) {
-  return o.checkpoint.empty() ? fs::path(o.out) / "last.safetensors" : fs::path(o.checkpoint);
-}
-
 LoadedGan load_gan(const CommonOptions& o, Device device) {
-  const fs::path path = default_checkpoint(o);
-  EMBER_CHECK(fs::exists(path), "no checkpoint at '", path.string(), "': train first (cgan_mnist train",
-              o.checkpoint.empty() && o.out != kDefaultOut ? " --out " + o.out : std::string(),
-              ") or pass --checkpoint FILE");
-  io::Checkpoint ckpt = io::read_checkpoint(path.string());
-  LoadedGan m{std::make_shared<CGAN>(), cgan_metadata(ckpt, path), path, ckpt.info.epoch, ckpt.info.step};
-  try {
-    m.gan->load_state_dict(ckpt.model);
-  } catch (const Error& e) {
-    EMBER_FAIL("checkpoint '", path.string(), "': ", e.what());
-  }
-  m.gan->to(device);
-  m.gan->eval();
+  utils::TrainedCheckpoint c = utils::read_trained_checkpoint("cgan_mnist", o.checkpoint, o.out, kDefaultOut, "last.safetensors");
+  LoadedGan m{std::make_shared<CGAN>(), cgan_metadata(c.ckpt, c.path), c.path, c.ckpt.info.epoch, c.ckpt.info.step};
+  utils::load_trained_weights(*m.gan, c.ckpt.model, c.path, device);
   return m;
-}
-
-std::string fixed(double v, int decimals = 4) {
-  std::ostringstream os;
-  os << std::fixed << std::setprecision(decimals) << v;
-  return os.str();
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 // ---- train -------------------------------------------------------------------------------------
@@ -505,16 +377,7 @@ int run_train(const CommonOptions& common, TrainOptions t) {
     EMBER_CHECK(pos.batch <= train_loader.size(), "--resume: '", resume_path.string(), "' stopped at batch ", pos.batch,
                 " of epoch ", pos.epoch + 1, " but the training set now has only ", train_loader.size(),
                 " batches per epoch (a different --data?)");
-    if (fs::exists(out / "metrics.csv")) {
-      // Rows of epochs after the checkpoint's are dropped: they are about to be trained again.
-      utils::MetricsLog old = utils::MetricsLog::read_csv(out / "metrics.csv");
-      log = utils::MetricsLog();
-      for (const auto& row : old.rows()) {
-        auto e = std::find_if(row.begin(), row.end(), [](const auto& kv) { return kv.first == "epoch"; });
-        if (e == row.end() || e->second <= static_cast<double>(pos.epoch)) log.append(row);
-      }
-      log.set_path(out / "metrics");
-    }
+    log = utils::MetricsLog::resume(out / "metrics", pos.epoch);
     std::cerr << "Resuming " << resume_path.string() << " at epoch " << pos.epoch + 1 << ", batch " << pos.batch << "/"
               << train_loader.size() << " (step " << pos.step << ")\n";
   }
@@ -551,14 +414,8 @@ int run_train(const CommonOptions& common, TrainOptions t) {
     add_prefixed(*c.scheduler, "D.", sched_d.state_dict());
     c.rng = default_generator().get_state();
     c.info = {pos.epoch, pos.step, meta.dump()};
-    try {
-      io::save_checkpoint(path.string(), c);
-      if (path == last_path) saved_step = pos.step;
-    } catch (const Error& e) {
-      EMBER_FAIL("could not save the checkpoint (", fs::exists(path) ? "the previous '" + path.string() + "' is intact"
-                                                                   : "no earlier one exists",
-                 "): ", e.what());
-    }
+    utils::save_or_fail(path, [&] { io::save_checkpoint(path.string(), c); });
+    if (path == last_path) saved_step = pos.step;
   };
   auto stopped = [&](Stop why) {
     std::cerr << (why == Stop::kMaxSteps ? "Stopped after step " + std::to_string(pos.step) + " (--max-steps)"
