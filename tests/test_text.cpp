@@ -237,6 +237,9 @@ TEST_CASE("Vocab save/load round trip and errors on empty lines and duplicates")
   CHECK_THROWS_WITH_AS(text::Vocab(std::vector<std::string>{"a\nb"}).save(path), doctest::Contains("line break"),
                        ember::Error);
   CHECK_THROWS_WITH_AS(text::Vocab::load(dir / "missing.txt"), doctest::Contains("cannot open"), ember::Error);
+  std::ofstream(dir / "empty.txt").flush();
+  CHECK_THROWS_WITH_AS(text::Vocab::load(dir / "empty.txt"), doctest::Contains("is empty (expected one token per line)"),
+                       ember::Error);
 }
 
 TEST_CASE("Vocab::encode_batch: padding, lengths, truncation, empty sequences") {

@@ -213,6 +213,8 @@ class Vocab {
   static Vocab load(const std::string& path, std::string_view pad_token = "<PAD>",
                     std::string_view unk_token = "<UNK>") {
     std::string text = detail::read_text_file(path, "Vocab::load");
+    // An empty file is a truncated or wrong one far more often than a vocabulary meant to be empty.
+    EMBER_CHECK(!text.empty(), "Vocab::load: '", path, "' is empty (expected one token per line)");
     std::vector<std::string> tokens;
     std::unordered_map<std::string_view, size_t> seen;  // token → line
     size_t begin = 0;
