@@ -18,18 +18,17 @@
 namespace ember::fuzz {
 
 /// The scratch path of this process for `tag` (stable, so the file is overwritten, not leaked).
-inline const std::string& scratch_path(const char* tag) {
-  static const std::string path = [tag] {
+inline std::string scratch_path(const char* tag) {
+  static const std::string dir = [] {
     std::error_code ec;
-    std::string dir = std::filesystem::is_directory("/dev/shm", ec) ? "/dev/shm" : "/tmp";
-    return dir + "/ember_fuzz_" + tag + "_" + std::to_string(::getpid());
+    return std::filesystem::is_directory("/dev/shm", ec) ? std::string("/dev/shm") : std::string("/tmp");
   }();
-  return path;
+  return dir + "/ember_fuzz_" + tag + "_" + std::to_string(::getpid());
 }
 
-/// Writes `size` bytes to the scratch file; returns its path.
-inline const std::string& write_scratch(const char* tag, const uint8_t* data, size_t size) {
-  const std::string& path = scratch_path(tag);
+/// Writes `size` bytes to the scratch file of `tag`; returns its path.
+inline std::string write_scratch(const char* tag, const uint8_t* data, size_t size) {
+  std::string path = scratch_path(tag);
   std::FILE* f = std::fopen(path.c_str(), "wb");
   if (f == nullptr) __builtin_trap();  // the harness itself is broken, not the reader
   if (size > 0 && std::fwrite(data, 1, size, f) != size) __builtin_trap();
