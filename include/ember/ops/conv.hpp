@@ -122,6 +122,27 @@ inline void copy_short(T* __restrict dst, const T* __restrict src, int64_t n) {
   }
 }
 
+/// dst[0, n) += src[0, n) for a short row, the add of copy_short: two fixed-size blocks, the
+/// first and the last B elements, both loaded before either is stored, so an element in their
+/// overlap is written twice with the same value (x + r, rounded once).
+template <typename T>
+inline void add_short(T* __restrict dst, const T* __restrict src, int64_t n) {
+  constexpr int64_t B = 32 / sizeof(T);
+  if (n >= B && n <= 2 * B) {
+    T a[B], b[B];
+    std::memcpy(a, dst, sizeof a);
+    std::memcpy(b, dst + n - B, sizeof b);
+    for (int64_t k = 0; k < B; ++k) {
+      a[k] += src[k];
+      b[k] += src[n - B + k];
+    }
+    std::memcpy(dst + n - B, b, sizeof b);
+    std::memcpy(dst, a, sizeof a);
+  } else {
+    for (int64_t k = 0; k < n; ++k) dst[k] += src[k];
+  }
+}
+
 /// col[(c * kh + i) * kw + j][oy * ow + ox] = x[c][oy * s - p + i * d][ox * s - p + j * d] (0 outside).
 /// `ldcol` is the distance between rows of col (>= oh * ow): the columns of several images sit
 /// side by side in one matrix so that one GEMM covers them all.
@@ -180,9 +201,7 @@ void col2im(const T* col, T* x, const ConvParams& p, int64_t channels, int64_t l
         for (int64_t oy = ylo; oy < yhi; ++oy, xr += xstep) {
           const T* __restrict r = row + oy * ow;
           if (p.stride[1] == 1) {
-            T* __restrict xo = xr + xlo;
-            const T* __restrict ro = r + xlo;
-            for (int64_t ox = 0; ox < xhi - xlo; ++ox) xo[ox] += ro[ox];
+            add_short(xr + xlo, r + xlo, xhi - xlo);
           } else {
             for (int64_t ox = xlo; ox < xhi; ++ox) xr[ox * p.stride[1]] += r[ox];
           }
