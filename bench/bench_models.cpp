@@ -30,6 +30,8 @@
 #include "ember/ops/attention.hpp"
 #include "report.hpp"
 
+#include "../examples/cgan_mnist/models.hpp"
+
 using namespace ember;
 namespace F = ember::nn::functional;
 using bench::Args;
@@ -313,50 +315,6 @@ void run_bert(const Args& a) {
 
 // ---- tutorial 4: the conditional WGAN-GP critic -----------------------------------------------------------
 
-/// examples/cgan_mnist/main.cpp's Critic, re-declared here because it lives in that program's
-/// main.cpp (no header): keep the two identical. The label's 784-d embedding as a second image
-/// channel, conv 2->64 (4x4 s2), spectrally normalised conv 64->128 (4x4 s2) and 128->256 (3x3),
-/// spectrally normalised Linear 12544->1024 and 1024->1, LeakyReLU(0.2) + Dropout(0.3) after each
-/// hidden layer. Initialised as the example's weights_init (conv/linear weights N(0, 0.02), linear biases 0).
-class WganCritic : public nn::Module {
- public:
-  WganCritic() : nn::Module("Critic") {
-    auto lrelu = [] { return std::make_shared<nn::LeakyReLU>(nn::LeakyReLUOptions().negative_slope(0.2)); };
-    auto drop = [] { return std::make_shared<nn::Dropout>(0.3); };
-    label_emb = register_module("label_emb", std::make_shared<nn::Embedding>(10, 28 * 28));
-    conv = register_module("conv", std::make_shared<nn::Sequential>());
-    conv->push_back(std::make_shared<nn::Conv2d>(nn::Conv2dOptions(2, 64, 4).stride(2).padding(1)));
-    conv->push_back(lrelu());
-    conv->push_back(drop());
-    conv->push_back(nn::utils::spectral_norm(std::make_shared<nn::Conv2d>(nn::Conv2dOptions(64, 128, 4).stride(2).padding(1))));
-    conv->push_back(lrelu());
-    conv->push_back(drop());
-    conv->push_back(nn::utils::spectral_norm(std::make_shared<nn::Conv2d>(nn::Conv2dOptions(128, 256, 3).padding(1))));
-    conv->push_back(lrelu());
-    conv->push_back(drop());
-    fc = register_module("fc", std::make_shared<nn::Sequential>());
-    fc->push_back(nn::utils::spectral_norm(std::make_shared<nn::Linear>(256 * 7 * 7, 1024)));
-    fc->push_back(lrelu());
-    fc->push_back(drop());
-    fc->push_back(nn::utils::spectral_norm(std::make_shared<nn::Linear>(1024, 1)));
-    apply([](nn::Module& module) {
-      nn::Module& m = nn::utils::unwrap_spectral_norm(module);
-      if (auto* c = dynamic_cast<nn::Conv2d*>(&m)) {
-        nn::init::normal_(c->weight, 0.0, 0.02);
-      } else if (auto* l = dynamic_cast<nn::Linear*>(&m)) {
-        nn::init::normal_(l->weight, 0.0, 0.02);
-        nn::init::constant_(l->bias, 0.0);
-      }
-    });
-  }
-  Tensor forward(const Tensor& x, const Tensor& y) {
-    Tensor h = conv->forward(cat({x, label_emb->forward(y).view({-1, 1, 28, 28})}, 1));
-    return fc->forward(h.view({h.size(0), -1}));
-  }
-  std::shared_ptr<nn::Embedding> label_emb;
-  std::shared_ptr<nn::Sequential> conv, fc;
-};
-
 /// One critic update as examples/cgan_mnist's train_step does it, on a fixed batch of real and
 /// fake images (the generator's forward is not timed): D(real), D(fake), the gradient penalty at
 /// x_hat = alpha real + (1 - alpha) fake through a double backward (create_graph), d_loss =
@@ -368,7 +326,8 @@ void run_wgan(const Args& a) {
   Tensor y = index_pattern({b}, 10, 43);
   long base_rss = bench::current_rss_kb();
   manual_seed(0);
-  auto critic = std::make_shared<WganCritic>();
+  auto critic = std::make_shared<cgan_mnist::Critic>();  // exactly what `cgan_mnist train` trains
+  critic->apply(cgan_mnist::weights_init);
   optim::Adam opt(critic->parameters(), optim::AdamOptions(2e-4).betas({0.5, 0.999}));
   critic->train();
   time_training_steps(a, make_record(a, "model", "wgan-gp", "critic step + gradient penalty B=128", bench::kWganShape),

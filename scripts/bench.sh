@@ -189,10 +189,6 @@ for r in $(seq 1 "$ROUNDS"); do
     [ $((r % 2)) = 0 ] && order="libtorch ember"
     for fw in $order; do
       [ "$fw" = libtorch ] && [ $HAVE_TORCH = 0 ] && continue
-      # Rows Ember cannot run yet are recorded once; libtorch's side is timed every round.
-      if [ "$fw" = ember ] && [ "$r" -gt 1 ] && { [ "$c" = bilstm_step ] || [ "$c" = bert_step ] || [ "$c" = wgan_critic_step ]; }; then
-        continue
-      fi
       log "round $r/$ROUNDS: $fw $c"
       run "$fw" "$c" "$r" --json "$RUNS"
     done
