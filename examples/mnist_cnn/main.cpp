@@ -41,6 +41,7 @@
 #include "ember/utils/plot.hpp"
 #include "ember/utils/training.hpp"
 #include "ember/utils/utils.hpp"
+#include "ember/vision/reading_pieces.hpp"
 #include "ember/vision/vision.hpp"
 
 #include "models.hpp"
@@ -59,6 +60,10 @@ constexpr int64_t kBatchSize = 32;
 constexpr int64_t kTestBatchSize = 250;
 constexpr uint64_t kSeed = 1;
 constexpr int64_t kClasses = 10;
+// train --reject-class: one synthetic mark (one or two touching digits) per this many training
+// digits is cut into training pieces, about 1.7 crops that are not one digit and 1 digit per mark:
+// ~27k crops added to MNIST's 60k (vision/reading_pieces.hpp).
+constexpr int64_t kDigitsPerReadingMark = 6;
 // Exit codes of `train` besides 0 and 1 (an error: bad input, a failed save). A graceful stop on
 // SIGINT/SIGTERM exits with 128 + the signal (130, 143) after saving; see README.md.
 constexpr int kExitDiverged = 3;  // the loss (or the weights) became NaN/Inf
@@ -90,10 +95,46 @@ const Recipe kImprovedRecipe{"adamw", 2e-3, 0.9, 1e-2, "cosine", true};
 
 // ---- data --------------------------------------------------------------------------------------
 
-/// MNIST as float images [N, 1, 28, 28], normalised; the training set optionally augmented.
+/// Two datasets one after the other.
+class ConcatDataset : public data::Dataset {
+ public:
+  ConcatDataset(data::DatasetPtr a, data::DatasetPtr b) : a_(std::move(a)), b_(std::move(b)) {}
+  int64_t size() const override { return a_->size() + b_->size(); }
+  data::Example get(int64_t i) const override { return i < a_->size() ? a_->get(i) : b_->get(i - a_->size()); }
+
+ private:
+  data::DatasetPtr a_, b_;
+};
+
+/// --reject-class: pieces of MNIST training digits cut the way `read` cuts touching digits,
+/// labelled with the digit they hold or "not one digit" (class 10), framed as `read` frames them.
+data::DatasetPtr reading_pieces(const data::MNIST& mnist, uint64_t seed) {
+  const uint8_t* pixels = mnist.raw_images().data_ptr<uint8_t>();
+  const int64_t* labels = mnist.targets().data_ptr<int64_t>();
+  auto digit = [&](int64_t i) {
+    vision::GrayImage g(28, 28);
+    for (size_t k = 0; k < 784; ++k) g.data[k] = pixels[i * 784 + static_cast<int64_t>(k)] / 255.f;
+    return std::pair<vision::GrayImage, int>{std::move(g), static_cast<int>(labels[i])};
+  };
+  auto pieces = vision::reading_pieces(mnist.size(), digit, std::max<int64_t>(1, mnist.size() / kDigitsPerReadingMark), seed);
+  const auto n = static_cast<int64_t>(pieces.size());
+  std::vector<float> x;
+  std::vector<int64_t> y;
+  x.reserve(static_cast<size_t>(n) * 784);
+  for (const auto& p : pieces) {
+    x.insert(x.end(), p.image.data.begin(), p.image.data.end());
+    y.push_back(p.label);
+  }
+  return std::make_shared<data::TensorDataset>(tensor(x, {n, 1, 28, 28}), tensor(y, {n}));
+}
+
+/// MNIST as float images [N, 1, 28, 28], normalised; the training set optionally augmented (and,
+/// with `pieces_seed`, followed by the reading pieces of --reject-class).
 /// Transforms run on whole batches (one pass over [32, 1, 28, 28]), in the loader's threads.
-data::DatasetPtr mnist_split(const fs::path& dir, bool train, bool augment) {
-  auto raw = std::make_shared<data::MNIST>(dir.string(), train);
+data::DatasetPtr mnist_split(const fs::path& dir, bool train, bool augment, std::optional<uint64_t> pieces_seed = {}) {
+  data::DatasetPtr raw = std::make_shared<data::MNIST>(dir.string(), train);
+  if (pieces_seed)
+    raw = std::make_shared<ConcatDataset>(raw, reading_pieces(static_cast<const data::MNIST&>(*raw), *pieces_seed));
   std::vector<data::Transform> steps;
   if (augment) steps.push_back(data::RandomAffine(10, {{0.1, 0.1}}, {{0.9, 1.1}}, {{-8, 8}}));
   steps.push_back(data::Normalize(kMean, kStd));
@@ -195,7 +236,10 @@ LoadedModel load_model(const CommonOptions& o, Device device) {
   utils::TrainedCheckpoint c = utils::read_trained_checkpoint("mnist_cnn", o.checkpoint, o.out, kDefaultOut);
   EMBER_CHECK(c.meta.is_object() && c.meta.contains("model") && c.meta["model"].is_string(), "checkpoint '",
               c.path.string(), "' was not written by mnist_cnn train (its metadata names no model)");
-  LoadedModel m{make_model(c.meta["model"].get<std::string>()), c.meta, c.path};
+  const int64_t classes = c.meta.value("classes", kClasses);
+  EMBER_CHECK(classes == kClasses || classes == kClasses + 1, "checkpoint '", c.path.string(), "' has ", classes,
+              " classes; expected 10 (the digits) or 11 (and 'not one digit')");
+  LoadedModel m{make_model(c.meta["model"].get<std::string>(), classes), c.meta, c.path};
   utils::load_trained_weights(*m.net, c.ckpt.model, c.path, device);
   return m;
 }
@@ -214,6 +258,7 @@ struct TrainOptions {
   bool resume = false;
   int64_t save_every = 0;  // steps; 0: only at the end of each epoch
   int64_t max_steps = 0;   // stop (saving) after this many steps in total; 0: no limit
+  bool reject_class = false;  // an 11th class "not one digit", trained on reading pieces
   std::vector<std::string> command;  // argv, to print the command that resumes an interrupted run
 };
 
@@ -249,6 +294,7 @@ int run_train(const CommonOptions& common, TrainOptions t) {
     t.model = meta["model"].get<std::string>();
     t.batch_size = meta["batch_size"].get<int64_t>();
     t.seed = meta["seed"].get<uint64_t>();
+    t.reject_class = meta.value("classes", kClasses) == kClasses + 1;
   }
   Recipe r = t.model == "improved" ? kImprovedRecipe : kOriginalRecipe;
   if (t.resume) {
@@ -264,13 +310,15 @@ int run_train(const CommonOptions& common, TrainOptions t) {
   }
 
   manual_seed(t.seed);
-  auto net = make_model(t.model);
+  auto net = make_model(t.model, t.reject_class ? kClasses + 1 : kClasses);
   net->to(device);
   auto optimizer = make_optimizer(r, net->parameters());
   auto scheduler = make_scheduler(r, *optimizer, t.epochs);
 
   const fs::path dir = data_dir(common);
-  data::DataLoader train_loader(mnist_split(dir, true, r.augment), data::DataLoaderOptions(t.batch_size)
+  // --reject-class: the reading pieces are made from the training digits with the run's seed.
+  const auto pieces_seed = t.reject_class ? std::optional<uint64_t>(t.seed) : std::nullopt;
+  data::DataLoader train_loader(mnist_split(dir, true, r.augment, pieces_seed), data::DataLoaderOptions(t.batch_size)
                                                                        .shuffle(true)
                                                                        .num_workers(t.workers)
                                                                        .seed(t.seed));
@@ -321,6 +369,7 @@ int run_train(const CommonOptions& common, TrainOptions t) {
               {"weight_decay", r.weight_decay},
               {"scheduler", r.scheduler},
               {"augment", r.augment}}}};
+    if (t.reject_class) meta["classes"] = kClasses + 1;
     io::CheckpointInfo info{pos.epoch, pos.step, meta.dump()};
     utils::save_or_fail(path, [&] { io::save_checkpoint(path.string(), *net, *optimizer, *scheduler, info); });
     if (path == last_path) saved_step = pos.step;
@@ -390,7 +439,7 @@ int run_eval(const CommonOptions& common) {
   const Device device = setup(common);
   LoadedModel m = load_model(common, device);
   data::DataLoader loader(mnist_split(data_dir(common), false, false), data::DataLoaderOptions(kTestBatchSize));
-  utils::ConfusionMatrix cm(kClasses);
+  utils::ConfusionMatrix cm(m.meta.value("classes", kClasses));
   auto t0 = std::chrono::steady_clock::now();
   EpochStats te = test(*m.net, loader, device, &cm);
   const double secs = seconds_since(t0);
@@ -406,7 +455,8 @@ int run_eval(const CommonOptions& common) {
 
 // ---- predict and read --------------------------------------------------------------------------
 
-/// Class probabilities [N, 10] of 28x28 MNIST-framed crops (white digit on black, [0, 1]).
+/// Class probabilities [N, classes] of 28x28 MNIST-framed crops (white digit on black, [0, 1]):
+/// the digits 0-9, then "not one digit" for a --reject-class network.
 Tensor classify(nn::UnaryModule& net, const std::vector<vision::GrayImage>& crops, Device device) {
   NoGradGuard no_grad;
   std::vector<float> pixels;
@@ -450,7 +500,7 @@ int run_predict(const CommonOptions& common, const std::vector<std::string>& ima
     auto largest = std::max_element(digits.begin(), digits.end(), [](const auto& a, const auto& b) {
       return a.box.width() * a.box.height() < b.box.width() * b.box.height();
     });
-    Tensor p = classify(*m.net, {largest->image}, device);
+    Tensor p = classify(*m.net, {largest->image}, device).narrow(1, 0, kClasses);  // the digits' probabilities
     int64_t d = argmax(p, 1).item<int64_t>();
     std::cout << path << ": " << d << " (p=" << fixed(p.select(0, 0).select(0, d).item<float>(), 3) << ")";
     if (digits.size() > 1) std::cout << "  [" << digits.size() << " marks found, classified the largest; try `read`]";
@@ -468,9 +518,20 @@ fs::path numbered(const fs::path& p, size_t i, size_t n) {
 }
 
 int run_read(const CommonOptions& common, const std::vector<std::string>& images, const std::string& debug_out,
-             bool recognize_splits) {
+             bool recognize_splits, const std::string& split_checkpoint) {
   const Device device = setup(common);
   LoadedModel m = load_model(common, device);
+  // --split-checkpoint: a network trained with an 11th class "not one digit" (train
+  // --reject-class) chooses the cuts of touching digits; --checkpoint's network reads the digits.
+  std::optional<LoadedModel> splitter;
+  if (!split_checkpoint.empty()) {
+    CommonOptions o = common;
+    o.checkpoint = split_checkpoint;
+    splitter = load_model(o, device);
+    EMBER_CHECK(splitter->meta.value("classes", kClasses) == kClasses + 1, "--split-checkpoint '", split_checkpoint,
+                "' has no 'not one digit' class: train it with mnist_cnn train --reject-class");
+    recognize_splits = true;
+  }
   int failures = 0;
   for (size_t i = 0; i < images.size(); ++i) {
     const std::string& path = images[i];
@@ -480,22 +541,29 @@ int run_read(const CommonOptions& common, const std::vector<std::string>& images
       ++failures;
       continue;
     }
-    // The network's probabilities for a batch of framed crops.
-    auto network = [&](const std::vector<vision::GrayImage>& crops) {
+    // A network's probabilities of the digits for a batch of framed crops. For a --reject-class
+    // network they come from its 11-way softmax: a crop that is not one digit has small ones,
+    // which is what lets the splitting search tell a good cut from a bad one.
+    auto digit_probs = [&](nn::UnaryModule& net, const std::vector<vision::GrayImage>& crops) {
       std::vector<std::array<float, 10>> out(crops.size());
       if (crops.empty()) return out;
-      const std::vector<float> p = classify(*m.net, crops, device).contiguous().to_vector<float>();
-      for (size_t k = 0; k < crops.size(); ++k) std::copy_n(p.begin() + static_cast<std::ptrdiff_t>(10 * k), 10, out[k].begin());
+      const Tensor probs = classify(net, crops, device);
+      const int64_t classes = probs.size(1);
+      const std::vector<float> p = probs.contiguous().to_vector<float>();
+      for (size_t k = 0; k < crops.size(); ++k)
+        std::copy_n(p.begin() + static_cast<std::ptrdiff_t>(classes * static_cast<int64_t>(k)), kClasses, out[k].begin());
       return out;
     };
-    // --recognize-splits: the network also scores candidate cuts of touching digits. Off by
-    // default: on the composed set it gains +0.4 % digits at 5-15x the time, and a weak network
-    // can merge digits it cannot read (README.md, "Reading").
-    auto digits = recognize_splits ? vision::segment_digits(*gray, {}, network) : vision::segment_digits(*gray);
-    if (!recognize_splits && !digits.empty()) {
+    // --recognize-splits / --split-checkpoint: a network also scores candidate cuts of touching
+    // digits (README.md, "Multi-digit reading"). Off by default: it needs the splitting network
+    // to be trained for it, and small scenes take 5-15x longer.
+    nn::UnaryModule& search_net = splitter ? static_cast<nn::UnaryModule&>(*splitter->net) : *m.net;
+    auto digits = recognize_splits ? vision::segment_digits(*gray, {}, [&](const auto& crops) { return digit_probs(search_net, crops); })
+                                   : vision::segment_digits(*gray);
+    if ((!recognize_splits || splitter) && !digits.empty()) {  // --checkpoint's network reads the digits
       std::vector<vision::GrayImage> crops;
       for (const auto& d : digits) crops.push_back(d.image);
-      const auto probs = network(crops);
+      const auto probs = digit_probs(*m.net, crops);
       for (size_t k = 0; k < digits.size(); ++k) digits[k].probs = probs[k];
     }
     std::string text;
@@ -590,6 +658,9 @@ int main(int argc, char** argv) {
                         "Also save <out>/last.safetensors every N steps, not only at the end of each epoch (0: off)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40))
       ->capture_default_str();
+  train_cmd->add_flag("--reject-class", t.reject_class,
+                      "Add an 11th class 'not one digit', trained on pieces of MNIST training digits cut as `read` "
+                      "cuts touching digits (for read --split-checkpoint; see README)");
   train_cmd->add_option("--max-steps", t.max_steps,
                         "Stop after N optimizer steps in total, saving a checkpoint (--resume continues; 0: no limit)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40))
@@ -611,6 +682,10 @@ int main(int argc, char** argv) {
   bool recognize_splits = false;
   read_cmd->add_flag("--recognize-splits", recognize_splits,
                      "Let the network choose between candidate cuts of touching digits (slower; see README)");
+  std::string split_checkpoint;
+  read_cmd->add_option("--split-checkpoint", split_checkpoint,
+                       "A network trained with `train --reject-class` that chooses the cuts of touching digits "
+                       "(implies --recognize-splits; --checkpoint's network still reads the digits)");
 
   try {
     app.parse(argc, argv);
@@ -622,7 +697,7 @@ int main(int argc, char** argv) {
     if (*train_cmd) return run_train(common, t);
     if (*eval_cmd) return run_eval(common);
     if (*predict_cmd) return run_predict(common, images);
-    if (*read_cmd) return run_read(common, images, debug_out, recognize_splits);
+    if (*read_cmd) return run_read(common, images, debug_out, recognize_splits, split_checkpoint);
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

@@ -6,6 +6,10 @@
 //   auto net = mnist_cnn::make_model(meta["model"]);   // "original" or "improved"
 //   net->load_state_dict(checkpoint.model);
 //   net->forward((images01 - mnist_cnn::kMean) / mnist_cnn::kStd);   // [N, 1, 28, 28] -> logits [N, 10]
+//
+// `mnist_cnn train --reject-class` trains the same networks with an 11th output, kNotOneDigit
+// ("this crop is not one digit": half a digit, two touching digits), for `read`'s splitting
+// search; such checkpoints record "classes": 11 in their metadata.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -25,7 +29,7 @@ constexpr double kStd = 0.3081;
 /// Linear layers, as in the original). 2.4 M multiply-adds per image, 99,376 parameters.
 class Net : public nn::Sequential {
  public:
-  Net() {
+  explicit Net(int64_t classes = 10) {
     push_back("conv1", std::make_shared<nn::Conv2d>(1, 32, 3));   // [N, 32, 26, 26]
     push_back("relu1", std::make_shared<nn::ReLU>());
     push_back("pool1", std::make_shared<nn::MaxPool2d>(2));       // [N, 32, 13, 13]
@@ -34,7 +38,7 @@ class Net : public nn::Sequential {
     push_back("pool2", std::make_shared<nn::MaxPool2d>(2));       // [N, 64, 5, 5]
     push_back("flatten", std::make_shared<nn::Flatten>());        // [N, 1600]
     push_back("fc1", std::make_shared<nn::Linear>(1600, 50));
-    push_back("fc2", std::make_shared<nn::Linear>(50, 10));
+    push_back("fc2", std::make_shared<nn::Linear>(50, classes));
   }
   std::string name() const override { return "Net"; }
 };
@@ -44,7 +48,7 @@ class Net : public nn::Sequential {
 /// multiply-adds; trained with augmentation (RandomAffine) and AdamW with a cosine schedule.
 class ImprovedNet : public nn::Sequential {
  public:
-  ImprovedNet() {
+  explicit ImprovedNet(int64_t classes = 10) {
     block("1", 1, 32);    // [N, 32, 14, 14]
     block("2", 32, 64);   // [N, 64, 7, 7]
     block("3", 64, 128);  // [N, 128, 3, 3]
@@ -53,7 +57,7 @@ class ImprovedNet : public nn::Sequential {
     push_back("fc1", std::make_shared<nn::Linear>(1152, 128));
     push_back("relu", std::make_shared<nn::ReLU>());
     push_back("drop2", std::make_shared<nn::Dropout>(0.3));
-    push_back("fc2", std::make_shared<nn::Linear>(128, 10));
+    push_back("fc2", std::make_shared<nn::Linear>(128, classes));
   }
   std::string name() const override { return "ImprovedNet"; }
 
@@ -67,9 +71,11 @@ class ImprovedNet : public nn::Sequential {
   }
 };
 
-inline std::shared_ptr<nn::Sequential> make_model(const std::string& name) {
-  if (name == "original") return std::make_shared<Net>();
-  if (name == "improved") return std::make_shared<ImprovedNet>();
+/// "original" or "improved"; `classes` 10 (the digits) or 11 (the digits and kNotOneDigit).
+inline std::shared_ptr<nn::Sequential> make_model(const std::string& name, int64_t classes = 10) {
+  EMBER_CHECK(classes == 10 || classes == 11, "mnist_cnn: a network has 10 or 11 classes, got ", classes);
+  if (name == "original") return std::make_shared<Net>(classes);
+  if (name == "improved") return std::make_shared<ImprovedNet>(classes);
   EMBER_FAIL("unknown model '", name, "' (expected original or improved)");
 }
 

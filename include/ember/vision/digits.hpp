@@ -470,6 +470,40 @@ struct MarkSearch {
   double geometric_cut_ink = 0;
 };
 
+// The cuts the search considers in mark `m` (its ink, box-sized): candidate_cuts() when the mark
+// is wide enough to hold two digits (at least 0.7 of a digit height), else only its edges.
+inline std::vector<Cut> mark_cuts(const Mask& m, double W, double H, double sw, bool split_touching) {
+  const double w = m.width, h = m.height;
+  if (split_touching && w >= 0.7 * std::max(H, h)) return candidate_cuts(m, W, H, sw, w < 1.5 * W ? 4 : 8);
+  std::vector<Cut> cuts;
+  cuts.push_back(make_cut(m, std::vector<int>(static_cast<size_t>(m.height), 0)));
+  cuts.push_back(make_cut(m, std::vector<int>(static_cast<size_t>(m.height), m.width)));
+  return cuts;
+}
+
+// The pieces between pairs of `cuts` that could be one digit (the whole mark always; otherwise
+// no wider than two typical digits, nearly as tall as the mark), with mark-local boxes and
+// masks; `crop` is left 0. Shared by segment_digits() and the training pieces of
+// vision/reading_pieces.hpp, so the classifier learns on exactly what the search shows it.
+inline std::vector<MarkSearch::Piece> mark_pieces(const Mask& m, const std::vector<Cut>& cuts, double W, double H) {
+  std::vector<MarkSearch::Piece> pieces;
+  const int last = static_cast<int>(cuts.size()) - 1;
+  const double min_h = 0.6 * std::max(H, 0.8 * m.height);
+  for (int a = 0; a < last; ++a)
+    for (int b = a + 1; b <= last; ++b) {
+      const bool whole = a == 0 && b == last;
+      const double span = cuts[static_cast<size_t>(b)].mean - cuts[static_cast<size_t>(a)].mean;
+      if (!whole && (span > 2.0 * W || span < 0.1 * H)) continue;
+      MarkSearch::Piece piece{a, b, {}, {}, 0};
+      if (!piece_between(m, cuts[static_cast<size_t>(a)], cuts[static_cast<size_t>(b)], a > 0, b < last, piece.mask,
+                         piece.box))
+        continue;
+      if (!whole && (piece.box.height() < min_h || piece.box.width() < 0.08 * H)) continue;
+      pieces.push_back(std::move(piece));
+    }
+  return pieces;
+}
+
 // A piece's score as one digit: its best class's log-probability plus that class's aspect prior,
 // minus the digit cost.
 inline double piece_score(const std::array<float, 10>& pr, const Box& box, const SegmentOptions& opt) {
@@ -630,13 +664,7 @@ inline std::vector<DigitCrop> segment_digits(const GrayImage& image, const Segme
       auto& s = searches[i];
       s.group = &g;
       const Mask m = detail::group_mask(lab, g, g.box);
-      const double w = g.box.width(), h = g.box.height();
-      if (opt.split_touching && w >= 0.7 * std::max(H, h)) {
-        s.cuts = detail::candidate_cuts(m, W, H, sw, w < 1.5 * W ? 4 : 8);
-      } else {
-        s.cuts.push_back(detail::make_cut(m, std::vector<int>(static_cast<size_t>(m.height), 0)));
-        s.cuts.push_back(detail::make_cut(m, std::vector<int>(static_cast<size_t>(m.height), m.width)));
-      }
+      s.cuts = detail::mark_cuts(m, W, H, sw, opt.split_touching);
       s.geometric = opt.split_touching ? detail::split_group(lab, g, W, H, sw) : std::vector<detail::DigitGroup>{g};
       for (size_t k = 0; k < s.geometric.size(); ++k) {
         const auto& p = s.geometric[k];
@@ -652,23 +680,12 @@ inline std::vector<DigitCrop> segment_digits(const GrayImage& image, const Segme
         s.geometric_crops.push_back(frames.size());
         frames.push_back(mnist_frame(pm, opt));
       }
-      const int last = static_cast<int>(s.cuts.size()) - 1;
-      const double min_h = 0.6 * std::max(H, 0.8 * h);
-      for (int a = 0; a < last; ++a)
-        for (int b = a + 1; b <= last; ++b) {
-          const bool whole = a == 0 && b == last;
-          const double span = s.cuts[static_cast<size_t>(b)].mean - s.cuts[static_cast<size_t>(a)].mean;
-          if (!whole && (span > 2.0 * W || span < 0.1 * H)) continue;
-          detail::MarkSearch::Piece piece{a, b, {}, {}, 0};
-          if (!detail::piece_between(m, s.cuts[static_cast<size_t>(a)], s.cuts[static_cast<size_t>(b)], a > 0, b < last,
-                                     piece.mask, piece.box))
-            continue;
-          if (!whole && (piece.box.height() < min_h || piece.box.width() < 0.08 * H)) continue;
-          piece.box = {piece.box.x0 + g.box.x0, piece.box.y0 + g.box.y0, piece.box.x1 + g.box.x0, piece.box.y1 + g.box.y0};
-          piece.crop = frames.size();
-          frames.push_back(mnist_frame(piece.mask, opt));
-          s.pieces.push_back(std::move(piece));
-        }
+      s.pieces = detail::mark_pieces(m, s.cuts, W, H);
+      for (auto& piece : s.pieces) {
+        piece.box = {piece.box.x0 + g.box.x0, piece.box.y0 + g.box.y0, piece.box.x1 + g.box.x0, piece.box.y1 + g.box.y0};
+        piece.crop = frames.size();
+        frames.push_back(mnist_frame(piece.mask, opt));
+      }
     }
     const auto probs = classify(frames);
     EMBER_CHECK(probs.size() == frames.size(), "vision::segment_digits: the classifier returned ", probs.size(),
