@@ -305,7 +305,7 @@ LoadedGan load_gan(const CommonOptions& o, Device device) {
 struct TrainOptions {
   int64_t epochs = kEpochs;
   int64_t batch_size = kBatchSize;
-  std::optional<double> lr_g, lr_d;
+  std::optional<double> lr, lr_g, lr_d;  // --lr: the critic's, the generator's half of it (the original's ratio)
   uint64_t seed = kSeed;
   int workers = 1;
   bool resume = false;
@@ -334,7 +334,8 @@ int run_train(const CommonOptions& common, TrainOptions t) {
     t.lr_g = meta.at("lr_g").get<double>();
     t.lr_d = meta.at("lr_d").get<double>();
   }
-  const double lr_g = t.lr_g.value_or(kLrG), lr_d = t.lr_d.value_or(kLrD);
+  const double lr_d = t.lr_d.value_or(t.lr.value_or(kLrD));
+  const double lr_g = t.lr_g.value_or(t.lr ? *t.lr * (kLrG / kLrD) : kLrG);
 
   manual_seed(t.seed);
   CGAN gan;
@@ -876,8 +877,10 @@ int main(int argc, char** argv) {
   add_common(train_cmd, common, true);
   train_cmd->add_option("--epochs", t.epochs, "Number of epochs")->check(kPositive)->capture_default_str();
   train_cmd->add_option("--batch-size", t.batch_size, "Training batch size")->check(CLI::Range(int64_t{2}, int64_t{65536}))->capture_default_str();
-  train_cmd->add_option("--lr-g", t.lr_g, "Generator learning rate (default 1e-4)")->check(kPositive);
-  train_cmd->add_option("--lr-d", t.lr_d, "Critic learning rate (default 2e-4)")->check(kPositive);
+  train_cmd->add_option("--lr", t.lr, "Both learning rates at the original's ratio: the critic's, and half of it for the generator")
+      ->check(kPositive);
+  train_cmd->add_option("--lr-g", t.lr_g, "Generator learning rate (default 1e-4; overrides --lr)")->check(kPositive);
+  train_cmd->add_option("--lr-d", t.lr_d, "Critic learning rate (default 2e-4; overrides --lr)")->check(kPositive);
   train_cmd->add_option("--seed", t.seed, "Seed of initialisation, shuffling, noise and dropout")->capture_default_str();
   train_cmd->add_option("--workers", t.workers, "Data loader threads (0: load on the training thread)")
       ->check(CLI::Range(0, 64))
