@@ -123,6 +123,51 @@ TEST_CASE("activation: the GPU's Phi(x) = gelu(x) / x matches erfc in both tails
   for (size_t i = 0; i < xf.size(); ++i) CHECK(got[i] == doctest::Approx(Phi(xf[i])).epsilon(1e-6));
 }
 
+TEST_CASE("activation: float32 exact gelu (vectorised erfc) matches double, forward and backward") {
+  // The float kernels use ops/erfc_vec.hpp, not erfcf: check them against double on a dense grid
+  // reaching gelu's left tail (results down to subnormals) and an odd length (vector remainders).
+  std::vector<float> xs;
+  for (int i = -140000; i <= 140000; ++i) xs.push_back(static_cast<float>(i) * 1e-4f);
+  xs.push_back(-13.7f);
+  Tensor x = tensor<float>(xs).requires_grad_(true);
+  Tensor y = gelu(x);
+  Tensor g = full(x.sizes(), 0.75, kFloat32);
+  y.backward(g);
+  auto yv = y.to_vector<float>();
+  auto dv = x.grad().to_vector<float>();
+  double worst_y = 0, worst_d = 0;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    double v = xs[i];
+    double ref = v * Phi(v);
+    // ~2 float ulp relative, left tail included; subnormal results (x < -12.9) to their spacing.
+    worst_y = std::max(worst_y, (std::abs(yv[i] - ref) - 1e-45) / std::abs(ref));
+    worst_d = std::max(worst_d, std::abs(dv[i] - 0.75 * (Phi(v) + v * phi(v))));
+  }
+  CHECK(worst_y < 2.5e-7);
+  CHECK(worst_d < 2e-7);
+  // Specials as PyTorch: gelu(-inf) = -inf * 0 = NaN, and its gradient at +-inf is NaN too.
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  auto sp = gelu(tensor<float>({-inf, inf, nan, -0.f})).to_vector<float>();
+  CHECK(std::isnan(sp[0]));
+  CHECK(sp[1] == inf);
+  CHECK(std::isnan(sp[2]));
+  CHECK(sp[3] == 0.f);
+  // The fused CPU backward equals the op formula it replaces (broadcast g takes the op path).
+  Tensor xf = tensor<float>({-3.f, -0.75f, 0.f, 0.5f, 2.f});
+  auto fused = detail::gelu_erf_backward(full(xf.sizes(), 2.0, kFloat32), xf).to_vector<float>();
+  auto ops = detail::gelu_erf_backward(tensor<float>({2.f}), xf).to_vector<float>();
+  for (size_t i = 0; i < fused.size(); ++i) CHECK(fused[i] == doctest::Approx(ops[i]).epsilon(1e-6));
+  // Second derivative through the fused backward in float32, non-contiguous input.
+  Tensor xt = tensor<float>({-2.f, 1.f, 0.f, 3.f}, {2, 2}).t();
+  auto [d1, d2] = derivatives([](const Tensor& t) { return gelu(t); }, xt);
+  auto d1v = d1.contiguous().to_vector<float>(), d2v = d2.contiguous().to_vector<float>();
+  const double pts[] = {-2.0, 0.0, 1.0, 3.0};  // xt in row-major order
+  for (int i = 0; i < 4; ++i) {
+    CHECK(d1v[i] == doctest::Approx(Phi(pts[i]) + pts[i] * phi(pts[i])).epsilon(1e-6));
+    CHECK(d2v[i] == doctest::Approx((2 - pts[i] * pts[i]) * phi(pts[i])).epsilon(1e-6));
+  }
+}
+
 TEST_CASE("activation: silu and softplus") {
   auto sig = [](double v) { return 1 / (1 + std::exp(-v)); };
   check_close(silu(f64({-2.0, 0.0, 3.0})), {-2 * sig(-2), 0.0, 3 * sig(3)});
