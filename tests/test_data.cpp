@@ -357,6 +357,15 @@ TEST_CASE("TensorDataset, Subset, random_split, collate") {
   err = error_of([&] { data::Subset(ds, {11}); });
   CHECK_MESSAGE(contains(err, "Subset: index 11 is out of range"), err);
 
+  // ConcatDataset: ds's 10 examples, then sub's 2; a batch across the seam stacks both.
+  data::ConcatDataset cat(std::make_shared<data::TensorDataset>(ds), std::make_shared<data::Subset>(sub));
+  CHECK(cat.size() == 12);
+  CHECK(cat.get(9).target.item<int64_t>() == 9);
+  CHECK(cat.get(10).target.item<int64_t>() == 7);
+  CHECK(cat.get_batch({11, 0}).target.to_vector<int64_t>() == std::vector<int64_t>{2, 0});
+  err = error_of([&] { cat.get(12); });
+  CHECK_MESSAGE(contains(err, "ConcatDataset: index 12 is out of range for a dataset of size 12"), err);
+
   auto parts = data::random_split(std::make_shared<data::TensorDataset>(ds), {7, 3}, 42);
   REQUIRE(parts.size() == 2);
   CHECK(parts[0].size() == 7);

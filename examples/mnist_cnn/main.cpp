@@ -95,17 +95,6 @@ const Recipe kImprovedRecipe{"adamw", 2e-3, 0.9, 1e-2, "cosine", true};
 
 // ---- data --------------------------------------------------------------------------------------
 
-/// Two datasets one after the other.
-class ConcatDataset : public data::Dataset {
- public:
-  ConcatDataset(data::DatasetPtr a, data::DatasetPtr b) : a_(std::move(a)), b_(std::move(b)) {}
-  int64_t size() const override { return a_->size() + b_->size(); }
-  data::Example get(int64_t i) const override { return i < a_->size() ? a_->get(i) : b_->get(i - a_->size()); }
-
- private:
-  data::DatasetPtr a_, b_;
-};
-
 /// --reject-class: pieces of MNIST training digits cut the way `read` cuts touching digits,
 /// labelled with the digit they hold or "not one digit" (class 10), framed as `read` frames them.
 data::DatasetPtr reading_pieces(const data::MNIST& mnist, uint64_t seed) {
@@ -134,7 +123,7 @@ data::DatasetPtr reading_pieces(const data::MNIST& mnist, uint64_t seed) {
 data::DatasetPtr mnist_split(const fs::path& dir, bool train, bool augment, std::optional<uint64_t> pieces_seed = {}) {
   data::DatasetPtr raw = std::make_shared<data::MNIST>(dir.string(), train);
   if (pieces_seed)
-    raw = std::make_shared<ConcatDataset>(raw, reading_pieces(static_cast<const data::MNIST&>(*raw), *pieces_seed));
+    raw = std::make_shared<data::ConcatDataset>(raw, reading_pieces(static_cast<const data::MNIST&>(*raw), *pieces_seed));
   std::vector<data::Transform> steps;
   if (augment) steps.push_back(data::RandomAffine(10, {{0.1, 0.1}}, {{0.9, 1.1}}, {{-8, 8}}));
   steps.push_back(data::Normalize(kMean, kStd));

@@ -235,4 +235,21 @@ class Subset : public Dataset {
   std::vector<int64_t> indices_;
 };
 
+/// Two datasets one after the other (torch.utils.data.ConcatDataset of two): indices [0, a.size())
+/// are a's, the rest b's. The examples must have one shape for a batch to stack across the seam.
+class ConcatDataset : public Dataset {
+ public:
+  ConcatDataset(DatasetPtr a, DatasetPtr b) : a_(std::move(a)), b_(std::move(b)) {
+    EMBER_CHECK(a_ != nullptr && b_ != nullptr, "ConcatDataset: a dataset is null");
+  }
+  int64_t size() const override { return a_->size() + b_->size(); }
+  Example get(int64_t index) const override {
+    detail::check_index(index, size(), "ConcatDataset");
+    return index < a_->size() ? a_->get(index) : b_->get(index - a_->size());
+  }
+
+ private:
+  DatasetPtr a_, b_;
+};
+
 }  // namespace ember::data
