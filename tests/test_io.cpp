@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <map>
 
@@ -443,6 +444,98 @@ TEST_CASE("safetensors: the checksum Ember writes catches flipped bytes and trun
   CHECK(plain.metadata == io::Metadata{{"format", "pt"}});
 }
 
+TEST_CASE("safetensors: load_safetensors_tensor verifies the checksum; every reader refuses a truncated file") {
+  TempDir dir;
+  const std::string p = dir / "part.safetensors";
+  // A BOOL tensor in the middle: its flipped bytes must read as corruption, not as a bad BOOL.
+  nn::StateDict sd{{"w", sample(kFloat32, {4, 3}, 1)}, {"m", sample(kBool, {6}, 2)}, {"n", sample(kInt64, {3}, 3)}};
+  const io::Metadata meta{{"epoch", "7"}};
+  io::save_safetensors(p, sd, meta);
+  const std::string good = slurp(p);
+  uint64_t header_len = 0;
+  std::memcpy(&header_len, good.data(), 8);
+  const size_t data_start = 8 + static_cast<size_t>(header_len);
+  for (const auto& [k, t] : sd) CHECK(same_bits(io::load_safetensors_tensor(p, k), t));
+  CHECK(io::load_safetensors_metadata(p, /*verify_checksum=*/true) == meta);
+
+  // Any data byte flipped, in the tensor asked for or in another: "checksum mismatch", the file named.
+  auto refused_as_corrupt = [&](const std::function<void()>& load) {
+    try {
+      load();
+    } catch (const ember::Error& e) {
+      const std::string m = e.what();
+      return m.find(p) != std::string::npos && m.find("checksum mismatch") != std::string::npos &&
+             m.find("use an earlier checkpoint") != std::string::npos;
+    }
+    return false;
+  };
+  int refused = 0, tried = 0;
+  for (size_t i = data_start; i < good.size(); ++i)
+    for (uint8_t mask : {uint8_t{0x01}, uint8_t{0x80}}) {
+      std::string bad = good;
+      bad[i] = static_cast<char>(bad[i] ^ mask);
+      spit(p, bad);
+      for (const char* name : {"w", "m", "n"}) {
+        ++tried;
+        const bool ok = refused_as_corrupt([&] { io::load_safetensors_tensor(p, name); });
+        if (!ok) FAIL_CHECK("byte " << i << " ^ " << int(mask) << ": load_safetensors_tensor('" << name << "') accepted it");
+        refused += ok;
+      }
+      ++tried;
+      refused += refused_as_corrupt([&] { io::load_safetensors_metadata(p, true); });
+      // The default metadata read does not read the data (documented): it still returns.
+      CHECK(io::load_safetensors_metadata(p) == meta);
+    }
+  CHECK(refused == tried);
+  // A metadata value changed in the header: also caught when the data is read through the CRC.
+  {
+    std::string bad = good;
+    const size_t at = bad.find("\"7\"");
+    REQUIRE(at < data_start);
+    bad[at + 1] = '8';
+    spit(p, bad);
+    CHECK(refused_as_corrupt([&] { io::load_safetensors_tensor(p, "n"); }));
+    CHECK(refused_as_corrupt([&] { io::load_safetensors_metadata(p, true); }));
+  }
+
+  // Cut anywhere (inside the data, at its start, inside the header): every reader, the default
+  // metadata read included, refuses it with the file named, saying it is truncated or too short.
+  for (size_t len : {good.size() - 1, good.size() - 8, data_start + 1, data_start, data_start - 1, size_t{12}, size_t{3}}) {
+    spit(p, good.substr(0, len));
+    INFO("cut to " << len << " of " << good.size() << " bytes");
+    const std::vector<std::function<void()>> readers{
+        [&] { io::load_safetensors_metadata(p); }, [&] { io::load_safetensors_metadata(p, true); },
+        [&] { io::load_safetensors_tensor(p, "w"); }, [&] { io::load_safetensors_tensor(p, "n"); }};
+    for (const auto& read : readers) {
+      std::string err;
+      try {
+        read();
+      } catch (const ember::Error& e) {
+        err = e.what();
+      }
+      CHECK(err.find(p) != std::string::npos);
+      CHECK((err.find("truncated") != std::string::npos || err.find("too short") != std::string::npos));
+    }
+  }
+  // The data cut short says so and what to do.
+  spit(p, good.substr(0, good.size() - 8));
+  CHECK_THROWS_WITH_AS(io::load_safetensors_metadata(p),
+                       doctest::Contains("is truncated: tensor 'n': data_offsets [54, 78] run past the end of the data "
+                                         "(70 bytes follow the header)"),
+                       ember::Error);
+  CHECK_THROWS_WITH_AS(io::load_safetensors_metadata(p), doctest::Contains("use an earlier checkpoint"), ember::Error);
+
+  // Without a checksum (a PyTorch file) only the tensor asked for is read, as before; a bad
+  // BOOL byte is still refused.
+  spit(p, st_bytes("{\"x\":{\"dtype\":\"BOOL\",\"shape\":[2],\"data_offsets\":[0,2]},"
+                   "\"y\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[2,4]}}",
+                   std::string("\x01\x00\x07\x09", 4)));
+  CHECK(io::load_safetensors_tensor(p, "y").to_vector<uint8_t>() == std::vector<uint8_t>{7, 9});
+  CHECK(io::load_safetensors_metadata(p, true).empty());
+  spit(p, st_bytes("{\"x\":{\"dtype\":\"BOOL\",\"shape\":[2],\"data_offsets\":[0,2]}}", std::string("\x01\x02", 2)));
+  CHECK_THROWS_WITH_AS(io::load_safetensors_tensor(p, "x"), doctest::Contains("BOOL element 1 holds byte 2"), ember::Error);
+}
+
 TEST_CASE("remove_stale_temporaries: removes what killed writers left, never a live writer's file") {
   TempDir dir;
   const std::string p = dir / "last.safetensors";
@@ -684,3 +777,4 @@ TEST_CASE("checkpoint: a crash while saving leaves the previous checkpoint intac
   CHECK(info.epoch == 1);
   CHECK(same_params(r.params(), saved));
 }
+

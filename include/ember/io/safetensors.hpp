@@ -21,8 +21,13 @@
 /// pass over the file, and a header another tool re-serialised with the same content still
 /// verifies (tests/golden/safetensors_interop.py recomputes it in Python). The entry is removed
 /// from the metadata handed back (SafetensorsFile::checksum says whether it was there).
-/// load_safetensors_tensor and load_safetensors_metadata read only part of the file and do not
-/// verify it.
+/// load_safetensors_tensor verifies it too: it reads the other tensors' bytes through the CRC
+/// (in 1 MiB pieces, never holding them), so picking one tensor out of a file costs a full read
+/// of the file, as loading it would, but allocates only that tensor. load_safetensors_metadata
+/// validates the header and checks that the file is exactly as long as the header says (a
+/// truncated file is refused); it does not read the data unless asked to
+/// (`verify_checksum = true`), since a metadata lookup (the step of a checkpoint, a format
+/// version) should not cost a read of a multi-gigabyte file.
 ///
 /// Example:
 /// ```
@@ -234,8 +239,11 @@ inline SafetensorsHeader read_safetensors_header(std::ifstream& f, uint64_t file
                 "': data_offsets must be [begin, end], got ", jo.dump());
     uint64_t b = json_u64(jo[0], path, name, "data_offsets", op), e = json_u64(jo[1], path, name, "data_offsets", op);
     EMBER_CHECK(b <= e, op, ": '", path, "': tensor '", name, "': data_offsets [", b, ", ", e, "] end before begin");
-    EMBER_CHECK(e <= data_size, op, ": '", path, "': tensor '", name, "': data_offsets [", b, ", ", e,
-                "] run past the end of the data (", data_size, " bytes): truncated file?");
+    // Every reader, metadata-only ones included, refuses a file cut short.
+    EMBER_CHECK(e <= data_size, op, ": '", path, "' is truncated: tensor '", name, "': data_offsets [", b, ", ", e,
+                "] run past the end of the data (", data_size, " bytes follow the header). The file was cut short "
+                "(an interrupted copy, download or save, or a full disk) or its header is corrupt: copy it again "
+                "or use an earlier checkpoint");
     EMBER_CHECK(!overflow && numel * esize == e - b, op, ": '", path, "': tensor '",
                 name, "': shape ", shape, " of ", jd.get<std::string>(), " needs ",
                 overflow ? std::string("too many") : std::to_string(numel * esize), " bytes but data_offsets [", b,
@@ -270,7 +278,7 @@ inline std::ifstream open_for_read(const std::string& path, uint64_t& size, cons
   return f;
 }
 
-/// Reads one entry's bytes into a fresh CPU tensor and checks BOOL bytes are 0 or 1.
+/// Reads one entry's bytes into a fresh CPU tensor (not yet checked: see check_bool_bytes).
 inline Tensor read_entry(std::ifstream& f, const SafetensorsHeader& h, const SafetensorsEntry& e,
                          const std::string& path, const char* op) {
   Tensor t = make_tensor(e.shape, e.dtype, kCPU);
@@ -280,13 +288,42 @@ inline Tensor read_entry(std::ifstream& f, const SafetensorsHeader& h, const Saf
     f.read(static_cast<char*>(t.raw_data()), static_cast<std::streamsize>(n));
     EMBER_CHECK(f.good(), op, ": '", path, "': tensor '", e.name, "': reading its ", n, " bytes failed");
   }
-  if (e.dtype == kBool) {
-    const auto* p = static_cast<const uint8_t*>(t.raw_data());
-    for (uint64_t i = 0; i < n; ++i)
-      EMBER_CHECK(p[i] <= 1, op, ": '", path, "': tensor '", e.name, "': BOOL element ", i, " holds byte ",
-                  static_cast<int>(p[i]), " (expected 0 or 1)");
-  }
   return t;
+}
+
+/// BOOL tensors must hold bytes 0 or 1. Checked after the checksum, so a flipped byte in a
+/// checksummed file is reported as corruption, not as a bad BOOL.
+inline void check_bool_bytes(const Tensor& t, const SafetensorsEntry& e, const std::string& path, const char* op) {
+  if (e.dtype != kBool) return;
+  const auto* p = static_cast<const uint8_t*>(t.raw_data());
+  for (uint64_t i = 0, n = e.end - e.begin; i < n; ++i)
+    EMBER_CHECK(p[i] <= 1, op, ": '", path, "': tensor '", e.name, "': BOOL element ", i, " holds byte ",
+                static_cast<int>(p[i]), " (expected 0 or 1)");
+}
+
+/// Feeds the CRC bytes [h.data_start + begin, h.data_start + end) of `f` without keeping them.
+inline void crc_skip(std::ifstream& f, SafetensorsHeader& h, uint64_t begin, uint64_t end, const std::string& path,
+                     const char* op) {
+  constexpr uint64_t kPiece = uint64_t{1} << 20;
+  std::string buf(static_cast<size_t>(std::min(kPiece, end - begin)), '\0');
+  f.seekg(static_cast<std::streamoff>(h.data_start + begin));
+  for (uint64_t at = begin; at < end;) {
+    const uint64_t n = std::min(kPiece, end - at);
+    f.read(buf.data(), static_cast<std::streamsize>(n));
+    EMBER_CHECK(f.good(), op, ": '", path, "': reading ", n, " bytes of tensor data at offset ", h.data_start + at,
+                " failed");
+    h.crc.update(buf.data(), static_cast<size_t>(n));
+    at += n;
+  }
+}
+
+/// Compares the CRC folded so far (canonical header, then all the data) with the recorded one.
+inline void check_crc(const SafetensorsHeader& h, const std::string& path, const char* op) {
+  if (!h.checksum) return;
+  EMBER_CHECK(h.crc.value() == *h.checksum, op, ": '", path, "': checksum mismatch: the header and data have CRC-32C ",
+              crc32c_hex(h.crc.value()), " but the file records ", crc32c_hex(*h.checksum),
+              "; the file is corrupt (bad disk, interrupted copy, edited by hand) and cannot be trusted: copy it "
+              "again or use an earlier checkpoint");
 }
 
 }  // namespace detail
@@ -366,12 +403,9 @@ inline SafetensorsFile read_safetensors(const std::string& path, Device device =
     if (h.checksum && t.numel() > 0) h.crc.update(t.raw_data(), static_cast<size_t>(t.numel()) * t.element_size());
     out.tensors.insert(e.name, t);
   }
-  if (h.checksum) {
-    EMBER_CHECK(h.crc.value() == *h.checksum, op, ": '", path, "': checksum mismatch: the header and data have CRC-32C ",
-                crc32c_hex(h.crc.value()), " but the file records ", crc32c_hex(*h.checksum),
-                "; the file is corrupt (bad disk, interrupted copy, edited by hand) and cannot be trusted");
-    out.checksum = h.checksum;
-  }
+  detail::check_crc(h, path, op);
+  for (const auto& e : h.entries) detail::check_bool_bytes(out.tensors.at(e.name), e, path, op);
+  out.checksum = h.checksum;
   if (device.is_cuda())  // only once the bytes are known good
     for (const auto& name : out.tensors.keys()) out.tensors.at(name) = out.tensors.at(name).to(device);
   return out;
@@ -382,14 +416,25 @@ inline nn::StateDict load_safetensors(const std::string& path, Device device = k
   return read_safetensors(path, device).tensors;
 }
 
-/// Reads only the "__metadata__" map of `path` (the header is still fully validated).
-inline Metadata load_safetensors_metadata(const std::string& path) {
+/// Reads only the "__metadata__" map of `path`. The header is fully validated and a file shorter
+/// (or longer) than its header describes is refused; with `verify_checksum` the data is read
+/// through the CRC too (a full read of the file, nothing allocated but a 1 MiB buffer), so a
+/// corrupt file is refused as read_safetensors would.
+inline Metadata load_safetensors_metadata(const std::string& path, bool verify_checksum = false) {
+  const char* op = "load_safetensors_metadata";
   uint64_t size = 0;
-  std::ifstream f = detail::open_for_read(path, size, "load_safetensors_metadata");
-  return detail::read_safetensors_header(f, size, path, "load_safetensors_metadata").metadata;
+  std::ifstream f = detail::open_for_read(path, size, op);
+  detail::SafetensorsHeader h = detail::read_safetensors_header(f, size, path, op);
+  if (verify_checksum && h.checksum) {
+    detail::crc_skip(f, h, 0, size - h.data_start, path, op);
+    detail::check_crc(h, path, op);
+  }
+  return std::move(h.metadata);
 }
 
-/// Reads one tensor by name without reading the others' data.
+/// Reads one tensor by name, allocating only it. A file with a checksum is verified (the other
+/// tensors' bytes are read through the CRC, not kept): the tensor is returned only from a file
+/// known to be intact.
 inline Tensor load_safetensors_tensor(const std::string& path, const std::string& name, Device device = kCPU) {
   const char* op = "load_safetensors_tensor";
   uint64_t size = 0;
@@ -397,7 +442,14 @@ inline Tensor load_safetensors_tensor(const std::string& path, const std::string
   detail::SafetensorsHeader h = detail::read_safetensors_header(f, size, path, op);
   for (const auto& e : h.entries)
     if (e.name == name) {
+      if (h.checksum) detail::crc_skip(f, h, 0, e.begin, path, op);
       Tensor t = detail::read_entry(f, h, e, path, op);
+      if (h.checksum) {
+        if (t.numel() > 0) h.crc.update(t.raw_data(), static_cast<size_t>(t.numel()) * t.element_size());
+        detail::crc_skip(f, h, e.end, size - h.data_start, path, op);
+        detail::check_crc(h, path, op);
+      }
+      detail::check_bool_bytes(t, e, path, op);
       return device.is_cuda() ? t.to(device) : t;
     }
   std::string names;
