@@ -5,6 +5,7 @@
 #include "ember/io/io.hpp"
 #include "ember/nn/nn.hpp"
 #include "ember/optim/optim.hpp"
+#include "run_program.hpp"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <limits>
 #include <map>
 
@@ -778,3 +780,129 @@ TEST_CASE("checkpoint: a crash while saving leaves the previous checkpoint intac
   CHECK(same_params(r.params(), saved));
 }
 
+// ---- fsync and rename failures, injected by an LD_PRELOAD shim (tests/fault/fault_inject.c) ----
+// The library has no hook for them: the test starts this test binary again, with the shim
+// preloaded, to run the child case below, and checks the files it leaves.
+
+namespace {
+
+/// The shim's path: -DEMBER_FAULT_SHIM="…" (the build made it), else $EMBER_FAULT_SHIM, else built
+/// here with the system C compiler (one small file, well under a second); "" if none of these works.
+std::string fault_shim(const TempDir& scratch) {
+  std::string so;
+#ifdef EMBER_FAULT_SHIM
+  so = EMBER_FAULT_SHIM;
+#endif
+  if (const char* e = std::getenv("EMBER_FAULT_SHIM"); so.empty() && e && *e) so = e;
+  if (!so.empty()) return fs::exists(so) ? so : std::string();
+  const std::string src = std::string(EMBER_SOURCE_DIR) + "/tests/fault/fault_inject.c";
+  so = scratch / "fault_inject.so";
+  const std::string cmd = "cc -shared -fPIC -O1 -o " + ember_test::shell_quote(so) + " " +
+                          ember_test::shell_quote(src) + " -ldl >/dev/null 2>&1";
+  return fs::exists(src) && std::system(cmd.c_str()) == 0 ? so : std::string();
+}
+
+/// The data of the checkpoints the fault test saves; a Trainer built right after it starts from
+/// the same weights every time (its initialisation draws from the same stream).
+std::pair<Tensor, Tensor> fault_test_data() {
+  manual_seed(11);
+  Tensor x = randn({8, 4});
+  return {x, randn({8, 1})};
+}
+
+}  // namespace
+
+TEST_CASE("io fault child: saves one checkpoint (does nothing unless started by the fault-injection test)") {
+  const char* ck = std::getenv("EMBER_FAULT_CHILD_CKPT");
+  if (ck == nullptr) return;
+  auto [x, y] = fault_test_data();
+  Trainer t(x, y);
+  t.train(4);
+  try {
+    io::save_checkpoint(ck, *t.net, t.opt, t.sched, {.epoch = 2, .step = t.step});
+    std::cout << "SAVED\n";
+  } catch (const ember::Error& e) {
+    std::cout << "EMBER_ERROR: " << e.what() << "\n";
+  }
+}
+
+TEST_CASE("checkpoint: a failing fsync or rename names the file, keeps the previous checkpoint, leaves no temporary") {
+  TempDir dir, tools;
+  const std::string shim = fault_shim(tools);
+  if (shim.empty()) {
+    MESSAGE("skipped: no fault-injection shim (define EMBER_FAULT_SHIM or set $EMBER_FAULT_SHIM to a build of "
+            "tests/fault/fault_inject.c, or install a C compiler as cc)");
+    return;
+  }
+  const std::string self = fs::read_symlink("/proc/self/exe").string();
+  const std::string ck = dir / "ckpt.safetensors";
+  auto [x, y] = fault_test_data();
+  Trainer t(x, y);
+  t.train(2);
+  io::save_checkpoint(ck, *t.net, t.opt, t.sched, {.epoch = 1, .step = t.step});
+  const std::string before = slurp(ck);
+  const auto saved = t.params();
+
+  // The child's environment: the shim, the fault, and (in an ASan build) no complaint that the
+  // shim is loaded before the ASan runtime.
+  const char* asan = std::getenv("ASAN_OPTIONS");
+  auto run_child = [&](const std::string& fault_env) {
+    const std::string cmd = "env LD_PRELOAD=" + ember_test::shell_quote(shim) + " " + fault_env +
+                            " EMBER_FAULT_MATCH=" + ember_test::shell_quote(dir.path.string()) +
+                            " EMBER_FAULT_CHILD_CKPT=" + ember_test::shell_quote(ck) + " ASAN_OPTIONS=" +
+                            ember_test::shell_quote(std::string(asan ? asan : "") + ":verify_asan_link_order=0") +
+                            " " + ember_test::shell_quote(self) +
+                            " '--test-case=io fault child: saves one checkpoint*'";
+    return ember_test::run_program(cmd, tools / "child.err");
+  };
+
+  struct Case {
+    const char* env;       // what to inject
+    const char* injected;  // the shim's line on stderr
+    const char* message;   // in the ember::Error the save throws
+  };
+  for (const Case& c : {Case{"EMBER_FAULT_INJECT=fsync", "fault_inject: fsync('", ": Input/output error"},
+                        Case{"EMBER_FAULT_INJECT=fsync EMBER_FAULT_ERRNO=28", "fault_inject: fsync('",
+                             ": No space left on device"},
+                        Case{"EMBER_FAULT_INJECT=rename", "fault_inject: rename('", ": Input/output error"},
+                        Case{"EMBER_FAULT_INJECT=rename EMBER_FAULT_ERRNO=122", "fault_inject: rename('",
+                             ": Disk quota exceeded"}}) {
+    INFO(std::string(c.env));
+    const ember_test::ProgramResult r = run_child(c.env);
+    INFO("child stdout: " << r.out << "\nchild stderr: " << r.err);
+    CHECK(r.code == 0);
+    CHECK(r.err.find(c.injected) != std::string::npos);  // the fault really happened
+    const size_t at = r.out.find("EMBER_ERROR: ");
+    REQUIRE(at != std::string::npos);
+    const std::string msg = r.out.substr(at, r.out.find('\n', at) - at);
+    CHECK(msg.find("save_safetensors") != std::string::npos);  // save_checkpoint's writer
+    CHECK(msg.find(ck + ".tmp.") != std::string::npos);  // the file (its temporary) is named
+    CHECK(msg.find(c.message) != std::string::npos);
+    if (std::string(c.env).find("rename") != std::string::npos)
+      CHECK(msg.find("cannot rename '" + ck + ".tmp.") != std::string::npos);
+    else
+      CHECK(msg.find("fsync of '" + ck + ".tmp.") != std::string::npos);
+    // The previous checkpoint: byte for byte as it was, loadable, and nothing left beside it.
+    CHECK(slurp(ck) == before);
+    CHECK(dir.files() == std::vector<std::string>{"ckpt.safetensors"});
+    Trainer r2(x, y);
+    CHECK(io::load_checkpoint(ck, *r2.net, r2.opt, r2.sched).epoch == 1);
+    CHECK(same_params(r2.params(), saved));
+  }
+
+  // The directory's fsync (after the rename) failing is not fatal: the new file is complete.
+  {
+    const ember_test::ProgramResult r = run_child("EMBER_FAULT_INJECT=fsync EMBER_FAULT_SKIP=1");
+    INFO("child stdout: " << r.out << "\nchild stderr: " << r.err);
+    CHECK(r.code == 0);
+    CHECK(r.err.find("fault_inject: fsync('" + dir.path.string() + "')") != std::string::npos);
+    CHECK(r.out.find("SAVED") != std::string::npos);
+    CHECK(dir.files() == std::vector<std::string>{"ckpt.safetensors"});
+    auto [x2, y2] = fault_test_data();
+    Trainer want(x2, y2);
+    want.train(4);
+    Trainer r2(x, y);
+    CHECK(io::load_checkpoint(ck, *r2.net, r2.opt, r2.sched).epoch == 2);
+    CHECK(same_params(r2.params(), want.params()));
+  }
+}
