@@ -53,11 +53,15 @@
 #include "ember/utils/training.hpp"
 #include "ember/utils/utils.hpp"
 
+#include "corpus.hpp"
+
 namespace fs = std::filesystem;
 using namespace ember;
 using utils::fixed;
 using utils::seconds_since;
 namespace F = ember::nn::functional;
+using review_sentiment::Corpus;
+using review_sentiment::read_corpus;
 
 // ---- constants ---------------------------------------------------------------------------------
 
@@ -206,16 +210,7 @@ text::Vocab make_vocab(const std::string& model, const std::vector<std::string>&
 
 // ---- data --------------------------------------------------------------------------------------
 
-/// One input file read and preprocessed: the texts (UTF-8, invalid bytes replaced), the labels
-/// (0/1) and the tokens of each text.
-struct Corpus {
-  fs::path file;
-  std::vector<std::string> texts;
-  std::vector<int64_t> labels;
-  std::vector<std::vector<std::string>> tokens;
-  int64_t skipped = 0;   // bad lines left out (--skip-bad-lines)
-  int64_t repaired = 0;  // lines whose invalid UTF-8 was replaced by U+FFFD
-};
+// The review files themselves (Corpus, read_corpus: JSON lines or TSV) are read by corpus.hpp.
 
 /// How texts become tokens: the recipe's options, and where jieba's and the stopword files are.
 struct PrepOptions {
@@ -258,77 +253,6 @@ text::Preprocessor make_preprocessor(const std::string& dict, const std::string&
   po.remove_digits(true).t2s(text::OpenCC("t2s.json")).hmm(true);
   po.stopwords(text::StopWords::parse(stopword_text, "the stopword list"));
   return text::Preprocessor(make_segmenter(dict), po);
-}
-
-/// A label field: 0 or 1 (an integer, or the string "0"/"1"); anything else is a message.
-std::optional<int64_t> parse_label(const nlohmann::json& v, std::string& why) {
-  if (v.is_number_integer() && (v.get<int64_t>() == 0 || v.get<int64_t>() == 1)) return v.get<int64_t>();
-  if (v.is_number_float() && (v.get<double>() == 0.0 || v.get<double>() == 1.0)) return static_cast<int64_t>(v.get<double>());
-  if (v.is_string() && (v.get<std::string>() == "0" || v.get<std::string>() == "1")) return v.get<std::string>() == "1";
-  why = "label must be 0 or 1, got " + v.dump();
-  return std::nullopt;
-}
-
-/// Reads a JSON-lines file ({"content": ..., "label": 0|1}, other fields ignored) or a TSV file
-/// (label<TAB>text; a first line "label<TAB>..." is a header). Bad lines are errors naming
-/// file:line, or skipped and counted with --skip-bad-lines. Blank lines are ignored.
-Corpus read_corpus(const fs::path& file, bool skip_bad_lines) {
-  EMBER_CHECK(fs::is_regular_file(file), "no data file '", file.string(), "'");
-  std::ifstream in(file, std::ios::binary);
-  EMBER_CHECK(in.good(), "cannot open '", file.string(), "'");
-  const std::string ext = file.extension().string();
-  bool tsv = ext == ".tsv" || ext == ".txt";
-  Corpus c;
-  c.file = file;
-  std::string line, first_bad;
-  for (int64_t n = 1; std::getline(in, line); ++n) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    if (!text::utf8::is_valid(line)) {
-      line = text::utf8::sanitize(line);
-      ++c.repaired;
-    }
-    std::string why, content;
-    std::optional<int64_t> label;
-    if (tsv) {
-      const size_t tab = line.find('\t');
-      if (tab == std::string::npos) {
-        why = "expected label<TAB>text";
-      } else {
-        const std::string l = line.substr(0, tab);
-        if (n == 1 && l == "label") continue;  // header
-        label = parse_label(l == "0" || l == "1" ? nlohmann::json(l) : nlohmann::json(l), why);
-        content = line.substr(tab + 1);
-      }
-    } else {
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::exception& e) {
-        why = std::string("malformed JSON (") + e.what() + ")";
-      }
-      if (why.empty()) {
-        if (!j.is_object()) why = "expected a JSON object {\"content\": ..., \"label\": ...}";
-        else if (!j.contains("label") || j["label"].is_null()) why = "no \"label\" field";
-        else if (!j.contains("content") || !j["content"].is_string()) why = "no \"content\" string field";
-        else {
-          label = parse_label(j["label"], why);
-          content = j["content"].get<std::string>();
-        }
-      }
-    }
-    if (!label) {
-      const std::string msg = file.string() + ":" + std::to_string(n) + ": " + why;
-      EMBER_CHECK(skip_bad_lines, msg, " (pass --skip-bad-lines to skip such lines)");
-      if (c.skipped++ == 0) first_bad = msg;
-      continue;
-    }
-    c.texts.push_back(std::move(content));
-    c.labels.push_back(*label);
-  }
-  if (c.skipped) std::cerr << file.string() << ": skipped " << c.skipped << " bad line(s) (first: " << first_bad << ")\n";
-  if (c.repaired) std::cerr << file.string() << ": " << c.repaired << " line(s) held invalid UTF-8, replaced by U+FFFD\n";
-  return c;
 }
 
 /// The cache key of a preprocessed file: its path, size and modification time, the options and
