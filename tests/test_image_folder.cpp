@@ -135,3 +135,34 @@ TEST_CASE("ImageFolder: a folder that is not a dataset gives a clear error") {
   CHECK_THROWS_WITH_AS(vision::ImageFolder(d.path().string(), T::ToTensor(), vision::ImageFolderOptions().quiet()),
                        doctest::Contains("no readable image files"), Error);
 }
+
+TEST_CASE("ImageFolder: linked folders are followed once per class; cycles and links to nothing neither hang nor stop the scan") {
+  // Found by fuzz_image_folder (tests/fuzz/regressions/fuzz_image_folder/): two links back to the
+  // root made the scan walk ~2^40 paths; a link to nothing ended the listing with an error.
+  namespace fs = std::filesystem;
+  ember_test::ScratchDir d("image_folder_links");
+  const fs::path root = d.path();
+  io::write_png(d / "cat/a.png", photo(8, 8, 3, 1));
+  io::write_png(d / "dog/b.png", photo(8, 8, 3, 2));
+  fs::create_symlink(root, root / "cat/loop");  // a cycle under each class
+  fs::create_symlink(root, root / "dog/loop");
+  fs::create_symlink(root / "nowhere.jpg", root / "cat/gone.jpg");  // links to nothing
+  fs::create_symlink(root / "nowhere", root / "dog/notes");
+  fs::create_symlink(root / "nowhere", root / "ghost");
+  vision::ImageFolder ds(root.string(), T::ToTensor(), vision::ImageFolderOptions().quiet());
+  CHECK(ds.classes() == std::vector<std::string>{"cat", "dog"});  // the dangling 'ghost' is no class
+  std::vector<std::string> got;
+  for (const auto& s : ds.samples()) got.push_back(s.path.substr(root.string().size() + 1) + " " + std::to_string(s.target));
+  std::string listing;
+  for (const auto& g : got) listing += g + "; ";
+  INFO(listing);
+  // The linked root is walked once per class; cat/loop/cat and dog/loop/dog are not walked again.
+  CHECK(got == std::vector<std::string>{"cat/a.png 0", "cat/loop/dog/b.png 0", "dog/b.png 1", "dog/loop/cat/a.png 1"});
+  const auto skipped = ds.skipped();
+  REQUIRE(skipped.size() == 2);
+  CHECK(skipped[0].path == (root / "cat/gone.jpg").string());
+  CHECK(skipped[1].path == (root / "dog/loop/cat/gone.jpg").string());
+  CHECK(skipped[0].reason.find("a link to nothing") != std::string::npos);
+  CHECK(ds.get(1).target.item<int64_t>() == 0);
+  CHECK(ds.get(2).data.sizes() == Shape{3, 8, 8});
+}

@@ -11,6 +11,9 @@
 ///    later are skipped when first met (the next readable example takes the place, so batches
 ///    keep their size); each is reported once on stderr naming the file and the reason, and
 ///    `skipped()` lists them all for the end-of-run report;
+///  - linked folders are followed (as os.walk(followlinks=True)), but each real folder is scanned
+///    once per class, so a link back to a folder above (a cycle) ends the walk instead of
+///    repeating it; a link to nothing with an image extension is reported and skipped;
 ///  - `cache_shorter_side` keeps decoded images in memory, downscaled so their shorter side is at
 ///    most that many pixels, so an epoch does not decode 5,000 JPEGs again (random transforms still
 ///    run on every access).
@@ -35,9 +38,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
+
+#include <sys/stat.h>
 
 #include "ember/core/error.hpp"
 #include "ember/data/dataset.hpp"
@@ -95,17 +102,35 @@ class ImageFolder : public data::Dataset {
     EMBER_CHECK(static_cast<bool>(transform_), "ImageFolder: the transform is empty");
     EMBER_CHECK(options_.cache_shorter_side >= 0, "ImageFolder: cache_shorter_side must be >= 0, got ",
                 options_.cache_shorter_side);
-    for (const auto& entry : fs::directory_iterator(root, ec))
-      if (entry.is_directory(ec)) classes_.push_back(entry.path().filename().string());
+    for (fs::directory_iterator it(root, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+      std::error_code entry_ec;  // a link to nothing is not a class, and does not stop the listing
+      if (it->is_directory(entry_ec)) classes_.push_back(it->path().filename().string());
+    }
     EMBER_CHECK(!ec, "ImageFolder: cannot list '", root, "': ", ec.message());
     std::sort(classes_.begin(), classes_.end());
     EMBER_CHECK(!classes_.empty(), "ImageFolder: '", root, "' has no class sub-folders (expected e.g. ", root, "/cat/*.jpg)");
     for (size_t c = 0; c < classes_.size(); ++c) {
       class_to_idx_[classes_[c]] = static_cast<int64_t>(c);
       std::vector<std::string> files;
+      // Linked folders are followed, but each real folder is scanned once per class: a link back
+      // to a folder above (a cycle) would otherwise be walked until the path is 40 links deep,
+      // branching at every level (two such links under a class took longer than any epoch).
+      std::set<std::pair<dev_t, ino_t>> scanned;
+      auto first_visit = [&scanned](const fs::path& dir) {
+        struct stat st {};
+        return ::stat(dir.c_str(), &st) != 0 || scanned.insert({st.st_dev, st.st_ino}).second;
+      };
+      first_visit(fs::path(root) / classes_[c]);
       for (auto it = fs::recursive_directory_iterator(fs::path(root) / classes_[c], fs::directory_options::follow_directory_symlink, ec);
            !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-        if (it->is_regular_file(ec) && has_image_extension(it->path())) files.push_back(it->path().string());
+        std::error_code entry_ec;  // per entry: one bad entry must not end the listing
+        if (it->is_directory(entry_ec)) {
+          if (!first_visit(it->path())) it.disable_recursion_pending();
+          continue;
+        }
+        if (!has_image_extension(it->path())) continue;
+        if (it->is_regular_file(entry_ec)) files.push_back(it->path().string());
+        else if (entry_ec) skip(it->path().string(), "cannot read it (" + entry_ec.message() + "; a link to nothing?)");
       }
       EMBER_CHECK(!ec, "ImageFolder: cannot list '", (fs::path(root) / classes_[c]).string(), "': ", ec.message());
       std::sort(files.begin(), files.end());
