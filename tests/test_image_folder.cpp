@@ -2,6 +2,7 @@
 // and reproducible random transforms inside a multi-worker DataLoader.
 #include <doctest/doctest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <memory>
 
@@ -9,6 +10,10 @@
 #include "ember/io/image.hpp"
 #include "ember/vision/image_folder.hpp"
 #include "scratch_dir.hpp"
+
+#ifndef EMBER_SOURCE_DIR
+#define EMBER_SOURCE_DIR "."
+#endif
 
 using namespace ember;
 namespace T = ember::vision::transforms;
@@ -165,4 +170,32 @@ TEST_CASE("ImageFolder: linked folders are followed once per class; cycles and l
   CHECK(skipped[0].reason.find("a link to nothing") != std::string::npos);
   CHECK(ds.get(1).target.item<int64_t>() == 0);
   CHECK(ds.get(2).data.sizes() == Shape{3, 8, 8});
+}
+
+TEST_CASE("ImageFolder: the scan refuses the headers that overflow stb (JPEG Huffman tables, PNM sizes) before stb reads them") {
+  // Found by fuzz_image_folder (regressions/fuzz_image_folder/jpeg_dht_overflow_in_scan_probe): the
+  // scan called stbi_info on the file itself, which overflowed a 257-entry table on a crafted JPEG.
+  namespace fs = std::filesystem;
+  ember_test::ScratchDir d("image_folder_stb_headers");
+  const fs::path inputs = fs::path(EMBER_SOURCE_DIR) / "tests/fuzz/regressions/fuzz_image";
+  int copied = 0;
+  for (const char* name : {"jpeg_dht_over_256_codes", "jpeg_dht_after_padding", "jpeg_dht_counts_past_eof",
+                           "jpeg_dht_after_leading_fill_bytes", "pnm_width_overflows_int"}) {
+    const std::string bytes = read_bytes((inputs / name).string());
+    REQUIRE_MESSAGE(bytes.size() > 1, "missing regression input ", name);
+    write_bytes(d / (std::string("cat/") + name + (name[0] == 'p' ? ".pnm" : ".jpg")), bytes.substr(1));  // byte 0: fuzz_image's mode
+    ++copied;
+  }
+  io::write_png(d / "cat/ok.png", photo(8, 8, 3, 1));
+  write_bytes(d / "cat/zz_big_junk.jpg", std::string(100 * 1024, 'x'));  // past the 64 KiB first read
+  vision::ImageFolder ds(d.path().string(), T::ToTensor(), vision::ImageFolderOptions().quiet());
+  CHECK(ds.size() == 1);
+  const auto skipped = ds.skipped();
+  REQUIRE(skipped.size() == static_cast<size_t>(copied) + 1);
+  for (const auto& s : skipped) {
+    INFO(s.path << ": " << s.reason);
+    if (s.path.find("jpeg_dht") != std::string::npos) CHECK(s.reason.find("Huffman table (DHT)") != std::string::npos);
+    else if (s.path.find("pnm_") != std::string::npos) CHECK(s.reason.find("corrupt PNM header") != std::string::npos);
+    else CHECK(s.reason.find("not a readable image") != std::string::npos);
+  }
 }
