@@ -97,6 +97,47 @@ TEST_CASE("max_pool2d: the 2x2 fast path matches a brute-force scan, ties and Na
   }
 }
 
+// max_pool2d(x, 2) on the CPU keeps no indices for its backward: it finds each window's argmax
+// again from the saved input and output. Its gradient must equal the one scattered through the
+// forward's indices (max_pool2d_backward), ties, NaNs, odd sizes and 3-d inputs included.
+TEST_CASE("max_pool2d: the 2x2 backward without stored indices matches the indexed backward") {
+  auto same = [](const Tensor& a, const Tensor& b) {
+    return a.sizes() == b.sizes() && a.dtype() == b.dtype() &&
+           a.to(ember::kFloat64).to_vector<double>() == b.to(ember::kFloat64).to_vector<double>();
+  };
+  for (auto [h, w] : {std::pair<int64_t, int64_t>{6, 8}, {7, 9}, {2, 34}, {3, 2}}) {
+    for (ember::DType dt : {ember::kFloat32, ember::kFloat64}) {
+      Tensor x = ember::randint(0, 3, {2, 3, h, w}).to(dt);
+      Tensor xf = x.to(ember::kFloat64);
+      if (h * w > 40) {  // NaNs in two windows (one with two NaNs: the last one takes the gradient)
+        double* px = xf.data_ptr<double>();
+        px[5] = px[w + 40] = px[w + 41] = std::numeric_limits<double>::quiet_NaN();
+        x = xf.to(dt);
+      }
+      Tensor g = ember::randn({2, 3, h / 2, w / 2}).to(dt);
+      Tensor xr = x.clone().requires_grad_(true);
+      Tensor y = ember::max_pool2d(xr, 2);
+      y.backward(g);
+      auto [v, idx] = ember::max_pool2d_with_indices(x, 2);
+      Tensor want = ember::max_pool2d_backward(g, idx, x.sizes());
+      CHECK(same(xr.grad(), want));
+      // Unbatched [C, H, W] input.
+      Tensor x3 = x.select(0, 1).clone().requires_grad_(true);
+      ember::max_pool2d(x3, 2).backward(g.select(0, 1));
+      CHECK(same(x3.grad(), want.select(0, 1)));
+    }
+  }
+  // Double backward goes through the differentiable form (indices made on demand).
+  Tensor x = (ember::randperm(2 * 2 * 6 * 8).to(ember::kFloat64) * 0.1).view({2, 2, 6, 8}).requires_grad_(true);
+  auto mp = [](const tensor_list& in) { return ember::max_pool2d(in[0], 2); };
+  CHECK_GRADS(mp, {x});
+  // The saved output is checked like any saved tensor: changing it in place is an error.
+  Tensor xr = ember::randn({1, 2, 4, 4}).requires_grad_(true);
+  Tensor y = ember::max_pool2d(xr, 2);
+  y.detach().mul_(2.0);
+  CHECK_THROWS_WITH_AS(y.sum().backward(), doctest::Contains("inplace"), ember::Error);
+}
+
 TEST_CASE("avg_pool2d / adaptive_avg_pool2d: hand-checked values") {
   Tensor x = ember::arange(16, ember::TensorOptions(ember::kFloat64)).view({1, 1, 4, 4});
   CHECK(ember::avg_pool2d(x, 2).to_vector<double>() == std::vector<double>{2.5, 4.5, 10.5, 12.5});

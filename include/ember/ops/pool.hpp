@@ -20,9 +20,12 @@
 /// ```
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <optional>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "ember/autograd/function.hpp"
@@ -161,6 +164,82 @@ void max_pool_forward_cpu(const PoolParams& p, const T* x, T* y, int64_t* idx) {
         if (!k2s2 || !max_pool_2x2_row<T, kIdx>(xp + 2 * oy * W, xp + (2 * oy + 1) * W, yr, ir, OW, 2 * oy * W, W))
           generic_row(xp, yr, ir, oy);
       }
+    }
+  });
+}
+
+/// The geometry of the tutorials' MaxPool2d(2): 2x2 windows, stride 2, no padding or dilation,
+/// every window inside the plane (ceil_mode on an odd size adds a partial window: not this).
+inline bool is_pool_2x2(const PoolParams& p) {
+  return p.kh == 2 && p.kw == 2 && p.stride[0] == 2 && p.stride[1] == 2 && p.pad[0] == 0 && p.pad[1] == 0 &&
+         p.dil[0] == 1 && p.dil[1] == 1 && 2 * p.oh <= p.h && 2 * p.ow <= p.w;
+}
+
+/// One output row of max_pool_2x2_backward_cpu: input rows r0, r1 and their gradient rows d0,
+/// d1, maxima ym, gradients g. Bit masks on g's bits rather than `cond ? g : 0`: GCC vectorises
+/// the masks and the interleaved stores, while the selects stayed scalar (5x slower). A
+/// function of its own, as max_pool_2x2_row: inside the caller's lambda the stores (memcpy, so
+/// char-typed) could alias its captured sizes, and the loop was not vectorised. Returns false
+/// when a maximum is NaN (the caller fixes those windows).
+template <typename T>
+bool max_pool_2x2_backward_row(const T* __restrict r0, const T* __restrict r1, const T* __restrict ym,
+                               const T* __restrict g, T* __restrict d0, T* __restrict d1, int64_t ow) {
+  using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+  static_assert(sizeof(Bits) == sizeof(T));
+  int nan = 0;
+  for (int64_t ox = 0; ox < ow; ++ox) {
+    const T a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], m = ym[ox];
+    const Bits ea = -Bits(a == m), eb = -Bits(b == m) & ~ea, ec = -Bits(c == m) & ~ea & ~eb;
+    const Bits ed = ~(ea | eb | ec);
+    Bits gb;
+    std::memcpy(&gb, g + ox, sizeof(T));
+    const Bits oa = gb & ea, ob = gb & eb, oc = gb & ec, od = gb & ed;
+    std::memcpy(d0 + 2 * ox, &oa, sizeof(T));
+    std::memcpy(d0 + 2 * ox + 1, &ob, sizeof(T));
+    std::memcpy(d1 + 2 * ox, &oc, sizeof(T));
+    std::memcpy(d1 + 2 * ox + 1, &od, sizeof(T));
+    nan |= m != m;
+  }
+  return nan == 0;
+}
+
+/// The gradient of a 2x2 stride-2 max pool from its input x and output y instead of stored
+/// indices: the windows do not overlap, so each dx element is written once, g where it is the
+/// window's first element equal to the maximum (the forward's scan-order rule) and 0 elsewhere.
+/// One pass, no zero fill and no scatter, and the forward needs no int64 index output (twice the
+/// size of y). A window holding a NaN sends g to its last NaN, as the forward's scan (and
+/// PyTorch's) picks; such rows take a scalar loop. Rows and columns no window covers (odd sizes)
+/// get 0.
+template <typename T>
+void max_pool_2x2_backward_cpu(const PoolParams& p, const T* x, const T* y, const T* dy, T* dx) {
+  const int64_t H = p.h, W = p.w, OH = p.oh, OW = p.ow, ohw = OH * OW;
+  parallel_for(0, p.n * p.c, std::max<int64_t>(1, kGrainSize / std::max<int64_t>(H * W, 1)), [=](int64_t b, int64_t e) {
+    for (int64_t pl = b; pl < e; ++pl) {
+      const T* xp = x + pl * H * W;
+      T* dp = dx + pl * H * W;
+      for (int64_t oy = 0; oy < OH; ++oy) {
+        const T* __restrict r0 = xp + 2 * oy * W;
+        const T* __restrict r1 = r0 + W;
+        T* __restrict d0 = dp + 2 * oy * W;
+        T* __restrict d1 = d0 + W;
+        const T* __restrict ym = y + pl * ohw + oy * OW;
+        const T* __restrict g = dy + pl * ohw + oy * OW;
+        if (!max_pool_2x2_backward_row(r0, r1, ym, g, d0, d1, OW)) {
+          for (int64_t ox = 0; ox < OW; ++ox) {
+            if (ym[ox] == ym[ox]) continue;
+            const T* cand[4] = {r0 + 2 * ox, r0 + 2 * ox + 1, r1 + 2 * ox, r1 + 2 * ox + 1};
+            T* dst[4] = {d0 + 2 * ox, d0 + 2 * ox + 1, d1 + 2 * ox, d1 + 2 * ox + 1};
+            int last = 0;
+            for (int q = 0; q < 4; ++q) {
+              if (*cand[q] != *cand[q]) last = q;
+              *dst[q] = T(0);
+            }
+            *dst[last] = g[ox];
+          }
+        }
+        for (int64_t q = 2 * OW; q < W; ++q) d0[q] = d1[q] = T(0);
+      }
+      std::fill(dp + 2 * OH * W, dp + H * W, T(0));
     }
   });
 }
@@ -351,8 +430,11 @@ inline Tensor max_pool2d_backward(const Tensor& g, const Tensor& indices, const 
 }
 
 namespace detail {
-/// The max-pool forward. Without `with_indices` (CPU inference: nothing will need the backward)
-/// the int64 indices, an output twice the size of the values, are neither computed nor kept.
+/// The max-pool forward. `with_indices`: the caller wants the int64 argmax positions returned.
+/// Otherwise none are made where the backward does without them: CPU inference (nothing will
+/// need a backward), and a CPU 2x2 stride-2 pool, whose backward finds each window's argmax again
+/// from the saved input and output (max_pool_2x2_backward_cpu) instead of storing an index per
+/// output, twice the size of the values.
 inline std::tuple<Tensor, Tensor> max_pool2d_impl(const Tensor& input, Int2 kernel_size, PoolStride stride,
                                                   Int2 padding, Int2 dilation, bool ceil_mode, bool with_indices) {
   const char* op = "max_pool2d";
@@ -360,8 +442,11 @@ inline std::tuple<Tensor, Tensor> max_pool2d_impl(const Tensor& input, Int2 kern
   Tensor x = input.dim() == 4 ? input : input.unsqueeze(0);
   PoolParams p = pool_params(op, x, kernel_size, stride.or_kernel(kernel_size), padding, dilation, ceil_mode);
   Tensor xc = x.detach().contiguous();
+  const bool grad = autograd::needs_grad(x);
+  const bool recompute = !with_indices && !x.is_cuda() && is_pool_2x2(p);
+  const bool make_idx = with_indices || x.is_cuda() || (grad && !recompute);
   Tensor y = make_tensor(pool_out_shape(p), x.dtype(), x.device());
-  Tensor idx = with_indices ? make_tensor(pool_out_shape(p), kInt64, x.device()) : Tensor();
+  Tensor idx = make_idx ? make_tensor(pool_out_shape(p), kInt64, x.device()) : Tensor();
   if (x.is_cuda()) {
 #ifdef EMBER_WITH_CUDA
     cuda::max_pool2d_forward(p, xc.raw_data(), y.raw_data(), idx.data_ptr<int64_t>());
@@ -370,16 +455,40 @@ inline std::tuple<Tensor, Tensor> max_pool2d_impl(const Tensor& input, Int2 kern
 #endif
   } else {
     visit_floating(x.dtype(), op, [&]<typename T>() {
-      if (with_indices) max_pool_forward_cpu<T, true>(p, xc.data_ptr<T>(), y.data_ptr<T>(), idx.data_ptr<int64_t>());
+      if (make_idx) max_pool_forward_cpu<T, true>(p, xc.data_ptr<T>(), y.data_ptr<T>(), idx.data_ptr<int64_t>());
       else max_pool_forward_cpu<T, false>(p, xc.data_ptr<T>(), y.data_ptr<T>(), nullptr);
     });
   }
-  if (autograd::needs_grad(x)) {
+  if (grad) {
     Shape in_shape = pool_in_shape(p);
-    autograd::record("MaxPool2DWithIndicesBackward", y, {x}, {idx},
-                     [in_shape](const Tensor& g, const autograd::BackwardCtx& c) -> tensor_list {
-                       return {max_pool2d_backward(g, c.saved(0), in_shape)};
-                     });
+    if (make_idx) {
+      autograd::record("MaxPool2DWithIndicesBackward", y, {x}, {idx},
+                       [in_shape](const Tensor& g, const autograd::BackwardCtx& c) -> tensor_list {
+                         return {max_pool2d_backward(g, c.saved(0), in_shape)};
+                       });
+    } else {
+      // y.detach(): a view without autograd, so the node does not own its own output (no cycle),
+      // and the saved-tensor version check still sees in-place changes of y.
+      autograd::record("MaxPool2DWithIndicesBackward", y, {x}, {xc, y.detach()},
+                       [p, in_shape](const Tensor& g, const autograd::BackwardCtx& c) -> tensor_list {
+                         const Tensor &xs = c.saved(0), &ys = c.saved(1);
+                         if (autograd::needs_grad(g)) {
+                           // create_graph: the differentiable form, with the indices made now.
+                           Tensor ind = make_tensor(pool_out_shape(p), kInt64, xs.device());
+                           visit_floating(xs.dtype(), "max_pool2d_backward", [&]<typename T>() {
+                             Tensor v = make_tensor(pool_out_shape(p), xs.dtype(), xs.device());
+                             max_pool_forward_cpu<T, true>(p, xs.data_ptr<T>(), v.data_ptr<T>(), ind.data_ptr<int64_t>());
+                           });
+                           return {max_pool2d_backward(g, ind, in_shape)};
+                         }
+                         Tensor gc = g.contiguous(), dx = make_tensor(in_shape, g.dtype(), g.device());
+                         visit_floating(g.dtype(), "max_pool2d_backward", [&]<typename T>() {
+                           max_pool_2x2_backward_cpu<T>(p, xs.data_ptr<T>(), ys.data_ptr<T>(), gc.data_ptr<T>(),
+                                                        dx.data_ptr<T>());
+                         });
+                         return {dx};
+                       });
+    }
   }
   if (input.dim() == 3) return {y.squeeze(0), with_indices ? idx.squeeze(0) : idx};
   return {y, idx};
@@ -398,8 +507,7 @@ inline std::tuple<Tensor, Tensor> max_pool2d_with_indices(const Tensor& input, I
 /// oh = (H + 2 * pad - dilation * (k - 1) - 1) / stride + 1 (rounded up with ceil_mode).
 inline Tensor max_pool2d(const Tensor& input, Int2 kernel_size, PoolStride stride = std::nullopt,
                          Int2 padding = 0, Int2 dilation = 1, bool ceil_mode = false) {
-  const bool with_indices = !input.defined() || input.is_cuda() || autograd::needs_grad(input);
-  return std::get<0>(detail::max_pool2d_impl(input, kernel_size, stride, padding, dilation, ceil_mode, with_indices));
+  return std::get<0>(detail::max_pool2d_impl(input, kernel_size, stride, padding, dilation, ceil_mode, false));
 }
 
 // ---- average pooling ----------------------------------------------------------------------------------
