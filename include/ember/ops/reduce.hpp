@@ -239,20 +239,22 @@ void sum_outer_inner_cpu(const T* in, T* out, int64_t outer, int64_t keep, int64
   int64_t grain = std::max<int64_t>(1, kGrainSize / std::max<int64_t>(outer * inner, 1));
   parallel_for(0, keep, grain, [&](int64_t kb, int64_t ke) {
     for (int64_t k = kb; k < ke; ++k) {
-      // Eight independent partial sums: one running sum is a dependency chain the compiler may
-      // not reorder (no -ffast-math), eight become vector lanes.
-      constexpr int64_t L = 8;
+      // 32 independent partial sums: one running sum is a dependency chain the compiler may not
+      // reorder (no -ffast-math); 32 become four vector registers of doubles, enough to cover
+      // the add latency. A run's last < 32 elements go to lanes too (not to one more chain:
+      // with the 121-element runs of an 11 x 11 map that chain took as long as the rest).
+      constexpr int64_t L = 32;
       Acc lanes[L] = {};
-      Acc tail = 0;
       for (int64_t o = 0; o < outer; ++o) {
         const T* p = in + (o * keep + k) * inner;
         int64_t i = 0;
         for (; i + L <= inner; i += L)
           for (int64_t j = 0; j < L; ++j) lanes[j] += static_cast<Acc>(p[i + j]);
-        for (; i < inner; ++i) tail += static_cast<Acc>(p[i]);
+        for (int64_t j = 0; i + j < inner; ++j) lanes[j] += static_cast<Acc>(p[i + j]);
       }
-      for (int64_t j = 0; j < L; ++j) tail += lanes[j];
-      out[k] = static_cast<T>(tail);
+      Acc total = 0;
+      for (int64_t j = 0; j < L; ++j) total += lanes[j];
+      out[k] = static_cast<T>(total);
     }
   });
 }
