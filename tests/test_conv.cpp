@@ -207,6 +207,10 @@ TEST_CASE("conv2d: batched kernels (images in chunks, threads) match a naive flo
       CHECK(max_rel_diff(y.to_vector<double>(), r.y) < 1e-12);
       CHECK(max_rel_diff(gr[0].to_vector<double>(), r.dx) < 1e-12);
       CHECK(max_rel_diff(gr[1].to_vector<double>(), r.dw) < 1e-12);
+      // Autograd's filter gradient reads the columns the forward kept (conv_saved_cols); the
+      // public conv2d_weight_grad builds them again. Same GEMMs, so the same bits.
+      Tensor dw = ember::conv2d_weight_grad(x.detach(), g, w.sizes(), q.stride, q.pad, q.dil, q.groups);
+      CHECK(dw.to_vector<double>() == gr[1].to_vector<double>());
       // The bias is added while the chunk's GEMM output is scattered into y.
       Tensor b = ember::randn({q.o}, ember::kFloat64);
       Tensor yb = ember::conv2d(x.detach(), w.detach(), b, q.stride, q.pad, q.dil, q.groups);
