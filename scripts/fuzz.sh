@@ -17,7 +17,8 @@ elif [[ $# -gt 0 && $1 =~ ^[0-9]+$ ]]; then seconds=$1; shift
 fi
 targets=("$@")
 [[ ${#targets[@]} -eq 0 ]] && targets=(fuzz_idx fuzz_idx_gz fuzz_safetensors fuzz_image fuzz_image_transforms fuzz_checkpoint fuzz_segment
-                                 fuzz_bert_config fuzz_bert_tokenizer fuzz_word2vec fuzz_text_files)
+                                 fuzz_bert_config fuzz_bert_tokenizer fuzz_word2vec fuzz_text_files
+                                 fuzz_image_folder fuzz_review_corpus)
 
 cxx=${CXX:-}
 if [[ -z $cxx || $cxx != *clang* ]]; then cxx=$(command -v clang++ || command -v clang++-14 || true); fi
