@@ -6,7 +6,7 @@
 #
 # Builds ember_bench_models (Ember) and, when libtorch is installed, ember_bench_torch (the peer);
 # picks libtorch's better OpenBLAS setting (OPENBLAS_NUM_THREADS=1 or the default) on a short
-# calibration run; runs every case in its own process, Ember and libtorch alternately (the order
+# calibration run (per case for the calibrated MNIST and cat/dog cases); runs every case in its own process, Ember and libtorch alternately (the order
 # flips every round); runs the GPU figures when a CUDA GPU is present; and writes
 # bench/results/<machine>-<date>[-quick].{json,md,png}.
 #
@@ -60,9 +60,12 @@ if [ $DO_BUILD = 1 ]; then
     cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DEMBER_BUILD_TESTS=OFF -DEMBER_BUILD_EXAMPLES=OFF >/dev/null
   fi
   TARGETS=(ember_bench_models)
-  cmake --build "$BUILD" --target help 2>/dev/null | grep -q ember_bench_torch && TARGETS+=(ember_bench_torch)
+  # grep without -q: with pipefail, grep -q's early exit killed cmake with SIGPIPE, the test
+  # failed, and a stale peer binary from an older checkout was run instead of being rebuilt.
+  HELP=$(cmake --build "$BUILD" --target help 2>/dev/null || true)
+  grep -qw ember_bench_torch <<<"$HELP" && TARGETS+=(ember_bench_torch)
   if [ -z "${SKIP_GPU:-}" ] && nvidia-smi -L >/dev/null 2>&1; then
-    cmake --build "$BUILD" --target help 2>/dev/null | grep -q ember_bench_cuda_mnist && TARGETS+=(ember_bench_cuda ember_bench_cuda_mnist)
+    grep -qw ember_bench_cuda_mnist <<<"$HELP" && TARGETS+=(ember_bench_cuda ember_bench_cuda_mnist)
   fi
   log "building ${TARGETS[*]} (JOBS=$JOBS)"
   for t in "${TARGETS[@]}"; do cmake --build "$BUILD" -j"$JOBS" --target "$t" >/dev/null; done
@@ -118,7 +121,8 @@ run() {
   local bin=$EMBER_BIN env=()
   if [ "$fw" = libtorch ]; then
     bin=$TORCH_BIN
-    [ "$BLAS" != default ] && env=(OPENBLAS_NUM_THREADS="$BLAS")
+    local blas=${CASE_BLAS[$c]:-$BLAS}
+    [ "$blas" != default ] && env=(OPENBLAS_NUM_THREADS="$blas")
   fi
   local rc=0
   env "${env[@]}" timeout 1200 "$bin" "$c" --data "$DUMP" --threads "$THREADS" --round "$r" "${QFLAG[@]}" "$@" || rc=$?
@@ -146,6 +150,10 @@ fi
 [ -n "$BLAS_CORE" ] && export OPENBLAS_CORETYPE=$BLAS_CORE
 BLAS=default
 BLAS_WHY="no libtorch"
+# A calibrated case runs with its own better setting (the MNIST epoch wants 1 thread, the cat/dog
+# step the default: one setting for both slowed one of them by up to 2x); the other cases take
+# the setting that was better over all calibration runs.
+declare -A CASE_BLAS=()
 CAL_CASES=""
 if [ $HAVE_TORCH = 1 ]; then
   CAL="$RUN_DIR/$STAMP-calibration.jsonl"
@@ -172,7 +180,13 @@ elif [ $HAVE_TORCH = 1 ]; then
   unset JSON_TARGET
   BLAS_RESULT=$("$EMBER_BIN" pick-blas "$CAL")
   BLAS=${BLAS_RESULT%% *}
-  BLAS_WHY=${BLAS_RESULT#* }
+  BLAS_WHY="other cases: ${BLAS_RESULT#* }"
+  for c in $CAL_CASES; do
+    grep -F "\"case\": \"$c\"" "$CAL" >"$CAL.$c" || true
+    r=$("$EMBER_BIN" pick-blas "$CAL.$c")
+    CASE_BLAS[$c]=${r%% *}
+    BLAS_WHY="$c: ${r%% *}; $BLAS_WHY"
+  done
   log "libtorch runs with OPENBLAS_NUM_THREADS=$BLAS ($BLAS_WHY)"
 fi
 
@@ -222,13 +236,15 @@ fi
 log "$GPU_NOTE"
 
 # ---- report ------------------------------------------------------------------------------------------
+BLAS_SETTINGS=$BLAS
+for c in "${!CASE_BLAS[@]}"; do BLAS_SETTINGS="$BLAS_SETTINGS, $c ${CASE_BLAS[$c]}"; done
 CPU=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
 TORCH_VERSION=$([ $HAVE_TORCH = 1 ] && "$TORCH_BIN" version 2>/dev/null || echo none)
 GIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" diff --quiet HEAD -- include bench 2>/dev/null || GIT="$GIT+local changes"
 "$EMBER_BIN" report "$RUNS" "$PREFIX" machine="$MACHINE" date="$DATE" cpu="${CPU:-unknown} ($(nproc) cores)" \
   threads="$THREADS" mode="$MODE, $ROUNDS rounds" load="$LOAD" torch_version="$TORCH_VERSION" git="$GIT" \
-  libtorch_openblas="$BLAS${BLAS_CORE:+, OPENBLAS_CORETYPE=$BLAS_CORE (OpenBLAS 0.3.21 takes this CPU for $DETECTED)}" \
+  libtorch_openblas="$BLAS_SETTINGS${BLAS_CORE:+, OPENBLAS_CORETYPE=$BLAS_CORE (OpenBLAS 0.3.21 takes this CPU for $DETECTED)}" \
   libtorch_openblas_why="$BLAS_WHY" gpu="$GPU_NOTE" runs="$RUNS" \
   elapsed_s="$(($(date +%s) - START))"
 log "done: $PREFIX.md (raw records: $RUNS)"
