@@ -36,6 +36,27 @@ inline std::string write_scratch(const char* tag, const uint8_t* data, size_t si
   return path;
 }
 
+/// Reads a fuzz input as a stream of choices (as libFuzzer's FuzzedDataProvider): past the end
+/// every read returns zeros or an empty string, so a harness never needs to check the length.
+struct Bytes {
+  const uint8_t* p;
+  size_t n;
+  uint8_t byte() {
+    if (n == 0) return 0;
+    --n;
+    return *p++;
+  }
+  int small(int lo, int hi) { return lo + byte() % (hi - lo + 1); }
+  double real(double lo, double hi) { return lo + (hi - lo) * (byte() * 256 + byte()) / 65535.0; }
+  std::string take(size_t k) {
+    k = k < n ? k : n;
+    std::string s(reinterpret_cast<const char*>(p), k);
+    p += k;
+    n -= k;
+    return s;
+  }
+};
+
 }  // namespace ember::fuzz
 
 /// Runs once per process: caps single tensors (and decoded images) at 64 MiB, as a program reading

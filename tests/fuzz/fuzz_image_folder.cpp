@@ -22,23 +22,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Bytes {
-  const uint8_t* p;
-  size_t n;
-  uint8_t byte() {
-    if (n == 0) return 0;
-    --n;
-    return *p++;
-  }
-  std::string take(size_t k) {
-    k = std::min(k, n);
-    std::string s(reinterpret_cast<const char*>(p), k);
-    p += k;
-    n -= k;
-    return s;
-  }
-};
-
 std::string slurp(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
@@ -82,7 +65,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // 10 s to decode in this sanitized build (a timeout, not a bug; decoding is fuzz_image's job).
   static const bool capped = (ember::set_max_allocation_bytes(size_t{16} << 20), true);
   (void)capped;
-  Bytes in{data, size};
+  ember::fuzz::Bytes in{data, size};
   const uint8_t options = in.byte();
   const fs::path root = ember::fuzz::scratch_path("image_folder");
   std::error_code ec;

@@ -9,17 +9,6 @@
 #include "fuzz_common.hpp"
 
 namespace {
-struct Bytes {
-  const uint8_t* p;
-  size_t n;
-  uint8_t byte() {
-    if (n == 0) return 0;
-    --n;
-    return *p++;
-  }
-  int small(int lo, int hi) { return lo + byte() % (hi - lo + 1); }
-  double real(double lo, double hi) { return lo + (hi - lo) * (byte() * 256 + byte()) / 65535.0; }
-};
 void expect(const ember::io::Image& img, int64_t w, int64_t h) {
   if (img.width != w || img.height != h || img.data.size() != static_cast<size_t>(w) * h * img.channels) __builtin_trap();
 }
@@ -28,7 +17,7 @@ void expect(const ember::io::Image& img, int64_t w, int64_t h) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   namespace V = ember::vision;
   namespace T = ember::vision::transforms;
-  Bytes in{data, size};
+  ember::fuzz::Bytes in{data, size};
   const int w = in.small(1, 48), h = in.small(1, 48), c = in.small(1, 4);
   ember::io::Image img = ember::io::Image::filled(w, h, c);
   for (auto& v : img.data) v = in.byte();
