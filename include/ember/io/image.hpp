@@ -392,6 +392,17 @@ inline std::vector<uint8_t> without_empty_png_idat(const uint8_t* p, size_t n) {
   return out;
 }
 
+/// Why stb must not parse these bytes, or "" when it may: the header bugs of stb 2.27 that the
+/// checks above catch (a JPEG Huffman table of more than 256 codes, a PNM size beyond 2^31).
+/// Every stb call on untrusted bytes, stbi_info included, goes behind it: decode_image and
+/// ImageFolder's scan.
+inline std::string stb_header_hazard(const uint8_t* p, size_t n) {
+  if (size_t at = find_bad_jpeg_dht(p, n))
+    return "corrupt JPEG: a Huffman table (DHT) at byte " + std::to_string(at) + " declares more than 256 codes";
+  if (pnm_header_overflows(p, n)) return "corrupt PNM header: a size or maximum value beyond 2^31";
+  return {};
+}
+
 }  // namespace detail
 
 /// Decodes an image file held in memory; `source` names it in errors. desired_channels 0 keeps
@@ -407,12 +418,8 @@ inline Image decode_image(const void* bytes, size_t size, int desired_channels =
   EMBER_CHECK(size <= static_cast<size_t>(INT32_MAX), "read_image: '", source, "' is too large (", size, " bytes)");
   const auto* in = static_cast<const stbi_uc*>(bytes);
   // Before stbi_info too: it parses the JPEG header, DHT segments included.
-  if (size_t at = detail::find_bad_jpeg_dht(in, size)) {
-    EMBER_FAIL("read_image: cannot decode '", source, "': corrupt JPEG: a Huffman table (DHT) at byte ", at,
-               " declares more than 256 codes");
-  }
-  EMBER_CHECK(!detail::pnm_header_overflows(in, size), "read_image: cannot decode '", source,
-              "': corrupt PNM header: a size or maximum value beyond 2^31");
+  if (std::string why = detail::stb_header_hazard(in, size); !why.empty())
+    EMBER_FAIL("read_image: cannot decode '", source, "': ", why);
   if (size_t at = detail::find_oversized_png_chunk(in, size)) {
     EMBER_FAIL("read_image: cannot decode '", source, "': corrupt or truncated PNG: the chunk at byte ", at,
                " is longer than the rest of the file");

@@ -248,10 +248,7 @@ class ImageFolder : public data::Dataset {
       f.seekg(0);
       f.read(reinterpret_cast<char*>(head.data()), static_cast<std::streamsize>(head.size()));
       if (static_cast<size_t>(f.gcount()) != head.size()) return "reading it failed";
-      if (size_t at = io::detail::find_bad_jpeg_dht(head.data(), head.size()))
-        return "corrupt JPEG: a Huffman table (DHT) at byte " + std::to_string(at) + " declares more than 256 codes";
-      if (io::detail::pnm_header_overflows(head.data(), head.size()))
-        return "corrupt PNM header: a size or maximum value beyond 2^31";
+      if (std::string why = io::detail::stb_header_hazard(head.data(), head.size()); !why.empty()) return why;
       int w = 0, h = 0, n = 0;
       if (stbi_info_from_memory(head.data(), static_cast<int>(head.size()), &w, &h, &n)) return {};
       if (whole) {
