@@ -256,7 +256,7 @@ void for_chunks(int64_t b, int64_t e, int64_t chunk, const F& f) {
 /// bias added on the way; a single image (or a pointwise convolution, which needs no columns)
 /// is computed in place, onto rows pre-filled with the bias.
 /// `cols` (optional, not for a pointwise convolution): where to keep the im2col columns of the
-/// whole batch for the filter gradient (see conv_cols_shape), instead of a per-chunk scratch.
+/// whole batch for the filter gradient (see conv_saved_cols), instead of a per-chunk scratch.
 template <typename T>
 void conv2d_forward_cpu(const ConvParams& p, const T* x, const T* w, T* y, const T* bias = nullptr, T* cols = nullptr) {
   const int64_t G = p.groups, cg = p.c / G, og = p.o / G, K = cg * p.kh * p.kw, ohw = p.oh * p.ow;

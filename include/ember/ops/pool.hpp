@@ -94,6 +94,13 @@ inline Shape pool_out_shape(const PoolParams& p) { return {p.n, p.c, p.oh, p.ow}
 
 // ---- max pooling kernels -------------------------------------------------------------------------
 
+/// The geometry of the tutorials' MaxPool2d(2): 2x2 windows, stride 2, no padding or dilation,
+/// every window inside the plane (ceil_mode on an odd size adds a partial window: not this).
+inline bool is_pool_2x2(const PoolParams& p) {
+  return p.kh == 2 && p.kw == 2 && p.stride[0] == 2 && p.stride[1] == 2 && p.pad[0] == 0 && p.pad[1] == 0 &&
+         p.dil[0] == 1 && p.dil[1] == 1 && 2 * p.oh <= p.h && 2 * p.ow <= p.w;
+}
+
 /// One output row of a 2x2, stride-2 max pool over input rows r0 and r1 (`base`: offset of r0[0]
 /// in its plane). The maximum is a chain of branch-free max instructions and the index the first
 /// candidate equal to it (the scan order's tie rule), selected with integer masks: on real
@@ -126,10 +133,7 @@ void max_pool_forward_cpu(const PoolParams& p, const T* x, T* y, int64_t* idx) {
   const int64_t H = p.h, W = p.w, OH = p.oh, OW = p.ow, ohw = OH * OW;
   const int64_t KH = p.kh, KW = p.kw, SH = p.stride[0], SW = p.stride[1];
   const int64_t PH = p.pad[0], PW = p.pad[1], DH = p.dil[0], DW = p.dil[1];
-  // The tutorials' MaxPool2d(2): 2x2 windows, stride 2, no padding, every window inside the plane
-  // (ceil_mode on an odd size adds a partial last window: that one takes the generic path).
-  const bool k2s2 = KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0 && DH == 1 && DW == 1 &&
-                    2 * OH <= H && 2 * OW <= W;
+  const bool k2s2 = is_pool_2x2(p);
   // Any window shape; each window's rows and columns clipped once. NaN wins, as in PyTorch (a max
   // that hid a NaN would hide a diverged model).
   auto generic_row = [=](const T* xp, T* yr, int64_t* ir, int64_t oy) {
@@ -166,13 +170,6 @@ void max_pool_forward_cpu(const PoolParams& p, const T* x, T* y, int64_t* idx) {
       }
     }
   });
-}
-
-/// The geometry of the tutorials' MaxPool2d(2): 2x2 windows, stride 2, no padding or dilation,
-/// every window inside the plane (ceil_mode on an odd size adds a partial window: not this).
-inline bool is_pool_2x2(const PoolParams& p) {
-  return p.kh == 2 && p.kw == 2 && p.stride[0] == 2 && p.stride[1] == 2 && p.pad[0] == 0 && p.pad[1] == 0 &&
-         p.dil[0] == 1 && p.dil[1] == 1 && 2 * p.oh <= p.h && 2 * p.ow <= p.w;
 }
 
 /// One output row of max_pool_2x2_backward_cpu: input rows r0, r1 and their gradient rows d0,
