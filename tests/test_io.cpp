@@ -5,6 +5,7 @@
 #include "ember/io/io.hpp"
 #include "ember/nn/nn.hpp"
 #include "ember/optim/optim.hpp"
+#include "fault_injection.hpp"
 #include "run_program.hpp"
 
 #include <sys/wait.h>
@@ -327,20 +328,46 @@ TEST_CASE("safetensors: save errors") {
   CHECK(dir.files().empty());  // no file and no temporary left behind
 }
 
+// A failed write (a full disk) is injected by the LD_PRELOAD shim of tests/fault/fault_inject.c into
+// a child run of this binary (tests/fault_injection.hpp): the library has no hook for it.
+TEST_CASE("io fault child: saves one safetensors file (does nothing unless started by a fault-injection test)") {
+  const char* p = std::getenv("EMBER_FAULT_CHILD_SAFETENSORS");
+  if (p == nullptr) return;
+  try {
+    io::save_safetensors(p, nn::StateDict{{"w", full({100}, 2.0)}}, {{"v", "new"}});
+    std::cout << "SAVED\n";
+  } catch (const ember::Error& e) {
+    std::cout << "EMBER_ERROR: " << e.what() << "\n";
+  }
+}
+
 TEST_CASE("safetensors: a failed write leaves the previous file intact and no temporary") {
-  TempDir dir;
+  TempDir dir, tools;
+  const std::string shim = ember_test::fault_shim(tools.path);
+  if (shim.empty()) {
+    MESSAGE(ember_test::kNoFaultShim);
+    return;
+  }
   std::string p = dir / "w.safetensors";
   io::save_safetensors(p, nn::StateDict{{"w", full({100}, 1.0)}}, {{"v", "old"}});
   const std::string before = slurp(p);
+  REQUIRE(before.size() > 300);
   for (int64_t cut : {0, 5, 8, 40, 300}) {
-    INFO("failure after " << cut << " bytes");
-    io::detail::fail_write_after_bytes = cut;
-    CHECK_THROWS_WITH_AS(io::save_safetensors(p, nn::StateDict{{"w", full({100}, 2.0)}}, {{"v", "new"}}),
-                         doctest::Contains("injected failure"), ember::Error);
+    INFO("the disk is full after " << cut << " bytes of the new file");
+    const ember_test::ProgramResult r = ember_test::run_self_with_fault(
+        shim,
+        "EMBER_FAULT_INJECT=write EMBER_FAULT_ERRNO=28 EMBER_FAULT_AFTER_BYTES=" + std::to_string(cut) +
+            " EMBER_FAULT_MATCH=" + ember_test::shell_quote(dir.path.string()) +
+            " EMBER_FAULT_CHILD_SAFETENSORS=" + ember_test::shell_quote(p),
+        "io fault child: saves one safetensors file*", tools / "child.err");
+    INFO("child stdout: " << r.out << "\nchild stderr: " << r.err);
+    CHECK(r.code == 0);
+    CHECK(r.err.find("fault_inject: write('" + p + ".tmp.") != std::string::npos);  // the fault really happened
+    CHECK(r.out.find("EMBER_ERROR: save_safetensors: write to '" + p + "' failed: No space left on device") !=
+          std::string::npos);
     CHECK(slurp(p) == before);
     CHECK(dir.files() == std::vector<std::string>{"w.safetensors"});
   }
-  CHECK(io::detail::fail_write_after_bytes == -1);
   CHECK(io::load_safetensors_metadata(p).at("v") == "old");
   io::save_safetensors(p, nn::StateDict{{"w", full({100}, 2.0)}}, {{"v", "new"}});
   CHECK(io::load_safetensors_tensor(p, "w").to_vector<float>()[99] == 2.0f);
@@ -758,49 +785,10 @@ TEST_CASE("checkpoint: any single flipped byte or a cut anywhere is refused with
   CHECK(io::read_checkpoint(v1).info.step == 4);
 }
 
-TEST_CASE("checkpoint: a crash while saving leaves the previous checkpoint intact") {
-  TempDir dir;
-  std::string ck = dir / "ckpt.safetensors";
-  manual_seed(11);
-  Tensor x = randn({8, 4}), y = randn({8, 1});
-  Trainer t(x, y);
-  t.train(2);
-  io::save_checkpoint(ck, *t.net, t.opt, t.sched, {.epoch = 1, .step = t.step});
-  const std::string before = slurp(ck);
-  auto saved = t.params();
-  t.train(2);
-  io::detail::fail_write_after_bytes = static_cast<int64_t>(before.size() / 2);  // dies halfway through the data
-  CHECK_THROWS_WITH_AS(io::save_checkpoint(ck, *t.net, t.opt, t.sched, {.epoch = 2, .step = t.step}),
-                       doctest::Contains("injected failure"), ember::Error);
-  CHECK(slurp(ck) == before);
-  CHECK(dir.files() == std::vector<std::string>{"ckpt.safetensors"});
-  Trainer r(x, y);
-  auto info = io::load_checkpoint(ck, *r.net, r.opt, r.sched);
-  CHECK(info.epoch == 1);
-  CHECK(same_params(r.params(), saved));
-}
-
-// ---- fsync and rename failures, injected by an LD_PRELOAD shim (tests/fault/fault_inject.c) ----
-// The library has no hook for them: the test starts this test binary again, with the shim
-// preloaded, to run the child case below, and checks the files it leaves.
+// ---- write, fsync and rename failures while saving a checkpoint, injected by the LD_PRELOAD shim
+// (tests/fault/fault_inject.c) into a child run of this binary (tests/fault_injection.hpp) ----
 
 namespace {
-
-/// The shim's path: -DEMBER_FAULT_SHIM="…" (the build made it), else $EMBER_FAULT_SHIM, else built
-/// here with the system C compiler (one small file, well under a second); "" if none of these works.
-std::string fault_shim(const TempDir& scratch) {
-  std::string so;
-#ifdef EMBER_FAULT_SHIM
-  so = EMBER_FAULT_SHIM;
-#endif
-  if (const char* e = std::getenv("EMBER_FAULT_SHIM"); so.empty() && e && *e) so = e;
-  if (!so.empty()) return fs::exists(so) ? so : std::string();
-  const std::string src = std::string(EMBER_SOURCE_DIR) + "/tests/fault/fault_inject.c";
-  so = scratch / "fault_inject.so";
-  const std::string cmd = "cc -shared -fPIC -O1 -o " + ember_test::shell_quote(so) + " " +
-                          ember_test::shell_quote(src) + " -ldl >/dev/null 2>&1";
-  return fs::exists(src) && std::system(cmd.c_str()) == 0 ? so : std::string();
-}
 
 /// The data of the checkpoints the fault test saves; a Trainer built right after it starts from
 /// the same weights every time (its initialisation draws from the same stream).
@@ -826,15 +814,13 @@ TEST_CASE("io fault child: saves one checkpoint (does nothing unless started by 
   }
 }
 
-TEST_CASE("checkpoint: a failing fsync or rename names the file, keeps the previous checkpoint, leaves no temporary") {
+TEST_CASE("checkpoint: a failing write, fsync or rename names the file, keeps the previous checkpoint, leaves no temporary") {
   TempDir dir, tools;
-  const std::string shim = fault_shim(tools);
+  const std::string shim = ember_test::fault_shim(tools.path);
   if (shim.empty()) {
-    MESSAGE("skipped: no fault-injection shim (define EMBER_FAULT_SHIM or set $EMBER_FAULT_SHIM to a build of "
-            "tests/fault/fault_inject.c, or install a C compiler as cc)");
+    MESSAGE(ember_test::kNoFaultShim);
     return;
   }
-  const std::string self = fs::read_symlink("/proc/self/exe").string();
   const std::string ck = dir / "ckpt.safetensors";
   auto [x, y] = fault_test_data();
   Trainer t(x, y);
@@ -843,25 +829,23 @@ TEST_CASE("checkpoint: a failing fsync or rename names the file, keeps the previ
   const std::string before = slurp(ck);
   const auto saved = t.params();
 
-  // The child's environment: the shim, the fault, and (in an ASan build) no complaint that the
-  // shim is loaded before the ASan runtime.
-  const char* asan = std::getenv("ASAN_OPTIONS");
   auto run_child = [&](const std::string& fault_env) {
-    const std::string cmd = "env LD_PRELOAD=" + ember_test::shell_quote(shim) + " " + fault_env +
-                            " EMBER_FAULT_MATCH=" + ember_test::shell_quote(dir.path.string()) +
-                            " EMBER_FAULT_CHILD_CKPT=" + ember_test::shell_quote(ck) + " ASAN_OPTIONS=" +
-                            ember_test::shell_quote(std::string(asan ? asan : "") + ":verify_asan_link_order=0") +
-                            " " + ember_test::shell_quote(self) +
-                            " '--test-case=io fault child: saves one checkpoint*'";
-    return ember_test::run_program(cmd, tools / "child.err");
+    return ember_test::run_self_with_fault(shim,
+                                           fault_env + " EMBER_FAULT_MATCH=" + ember_test::shell_quote(dir.path.string()) +
+                                               " EMBER_FAULT_CHILD_CKPT=" + ember_test::shell_quote(ck),
+                                           "io fault child: saves one checkpoint*", tools / "child.err");
   };
+  // The disk fills up halfway through the new checkpoint's data.
+  const std::string half = "EMBER_FAULT_INJECT=write EMBER_FAULT_ERRNO=28 EMBER_FAULT_AFTER_BYTES=" +
+                           std::to_string(before.size() / 2);
 
   struct Case {
     const char* env;       // what to inject
     const char* injected;  // the shim's line on stderr
     const char* message;   // in the ember::Error the save throws
   };
-  for (const Case& c : {Case{"EMBER_FAULT_INJECT=fsync", "fault_inject: fsync('", ": Input/output error"},
+  for (const Case& c : {Case{half.c_str(), "fault_inject: write('", ": No space left on device"},
+                        Case{"EMBER_FAULT_INJECT=fsync", "fault_inject: fsync('", ": Input/output error"},
                         Case{"EMBER_FAULT_INJECT=fsync EMBER_FAULT_ERRNO=28", "fault_inject: fsync('",
                              ": No space left on device"},
                         Case{"EMBER_FAULT_INJECT=rename", "fault_inject: rename('", ": Input/output error"},
@@ -876,9 +860,11 @@ TEST_CASE("checkpoint: a failing fsync or rename names the file, keeps the previ
     REQUIRE(at != std::string::npos);
     const std::string msg = r.out.substr(at, r.out.find('\n', at) - at);
     CHECK(msg.find("save_safetensors") != std::string::npos);  // save_checkpoint's writer
-    CHECK(msg.find(ck + ".tmp.") != std::string::npos);  // the file (its temporary) is named
     CHECK(msg.find(c.message) != std::string::npos);
-    if (std::string(c.env).find("rename") != std::string::npos)
+    // The file is named: the checkpoint a write was for, or the temporary fsync and rename act on.
+    if (std::string(c.env).find("write") != std::string::npos)
+      CHECK(msg.find("write to '" + ck + "' failed") != std::string::npos);
+    else if (std::string(c.env).find("rename") != std::string::npos)
       CHECK(msg.find("cannot rename '" + ck + ".tmp.") != std::string::npos);
     else
       CHECK(msg.find("fsync of '" + ck + ".tmp.") != std::string::npos);

@@ -1,14 +1,18 @@
-/* Fault injection for the tests of io::write_file_atomic: an LD_PRELOAD shim that makes fsync()
- * or rename() fail, so a test can prove that a failed save names the file, keeps the previous
- * file intact and leaves no temporary, without any test hook (global state) in the library.
+/* Fault injection for the tests of io::write_file_atomic: an LD_PRELOAD shim that makes write(),
+ * fsync() or rename() fail, so a test can prove that a failed save names the file, keeps the
+ * previous file intact and leaves no temporary, without any test hook (global state) in the library.
  *
  *   cc -shared -fPIC -O1 -o fault_inject.so tests/fault/fault_inject.c -ldl
  *   EMBER_FAULT_INJECT=fsync LD_PRELOAD=./fault_inject.so program ...
  *
  * Environment (read at every call, so a process can be started with it and nothing else):
- *   EMBER_FAULT_INJECT  comma-separated calls to fail: "fsync", "rename" (unset: pass through)
- *   EMBER_FAULT_MATCH   only calls on a path containing this substring (fsync: the path of the
- *                       descriptor, from /proc/self/fd); unset: every call
+ *   EMBER_FAULT_INJECT  comma-separated calls to fail: "write", "fsync", "rename" (unset: pass
+ *                       through)
+ *   EMBER_FAULT_MATCH   only calls on a path containing this substring (write, fsync: the path of
+ *                       the descriptor, from /proc/self/fd); unset: every call
+ *   EMBER_FAULT_AFTER_BYTES  write: let this many bytes through first (default 0), as a disk that
+ *                       fills up: the write that crosses the limit is cut short there (a short
+ *                       count, as the kernel returns), the next one fails
  *   EMBER_FAULT_SKIP    let this many matching calls succeed first (default 0), e.g. 1 to fail
  *                       the directory fsync after the file's
  *   EMBER_FAULT_ERRNO   the errno to fail with (default EIO)
@@ -38,8 +42,10 @@ static int path_matches(const char* path) {
   return !match || (path && strstr(path, match) != NULL);
 }
 
-/* Counts matching calls across both interceptors, so EMBER_FAULT_SKIP orders them. */
+/* Counts matching calls across the interceptors, so EMBER_FAULT_SKIP orders them. */
 static long matching_calls = 0;
+/* Bytes that matching write() calls let through so far (EMBER_FAULT_AFTER_BYTES). */
+static long long bytes_written = 0;
 
 static int inject(const char* call, const char* path) {
   if (!fault_wanted(call) || !path_matches(path)) return 0;
@@ -53,11 +59,33 @@ static int inject(const char* call, const char* path) {
   return 1;
 }
 
-int fsync(int fd) {
-  char link[64], path[4096];
+/* The path behind descriptor `fd`, into `path` (empty if unknown). */
+static void fd_path(int fd, char* path, size_t size) {
+  char link[64];
   snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-  ssize_t n = readlink(link, path, sizeof path - 1);
+  ssize_t n = readlink(link, path, size - 1);
   path[n > 0 ? n : 0] = '\0';
+}
+
+ssize_t write(int fd, const void* buf, size_t count) {
+  ssize_t (*real)(int, const void*, size_t) = (ssize_t(*)(int, const void*, size_t))dlsym(RTLD_NEXT, "write");
+  if (!fault_wanted("write")) return real(fd, buf, count);
+  char path[4096];
+  fd_path(fd, path, sizeof path);
+  if (!path_matches(path)) return real(fd, buf, count);
+  const char* after = getenv("EMBER_FAULT_AFTER_BYTES");
+  long long room = (after ? atoll(after) : 0) - __atomic_load_n(&bytes_written, __ATOMIC_SEQ_CST);
+  if (room > 0) {
+    ssize_t r = real(fd, buf, count < (unsigned long long)room ? count : (size_t)room);
+    if (r > 0) __atomic_fetch_add(&bytes_written, r, __ATOMIC_SEQ_CST);
+    return r;
+  }
+  return inject("write", path) ? -1 : real(fd, buf, count);
+}
+
+int fsync(int fd) {
+  char path[4096];
+  fd_path(fd, path, sizeof path);
   if (inject("fsync", path)) return -1;
   int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
   return real(fd);

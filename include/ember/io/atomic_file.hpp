@@ -30,11 +30,6 @@
 namespace ember::io {
 
 namespace detail {
-/// Failure injection for tests: when >= 0, the next atomic write throws after writing this many
-/// bytes to its temporary file (as a full disk or a killed process would leave it), then resets
-/// to -1. Lets tests prove that a failed save never touches the previous file.
-inline std::atomic<int64_t> fail_write_after_bytes{-1};
-
 inline std::string errno_text(int e) { return std::strerror(e); }
 }  // namespace detail
 
@@ -48,21 +43,6 @@ class FileWriter {
   /// Appends `n` bytes.
   void write(const void* data, size_t n) {
     const char* p = static_cast<const char*>(data);
-    int64_t limit = detail::fail_write_after_bytes.load();
-    if (limit >= 0 && written_ + static_cast<int64_t>(n) > limit) {
-      size_t part = static_cast<size_t>(limit - written_);
-      raw_write(p, part);
-      detail::fail_write_after_bytes.store(-1);
-      EMBER_FAIL(op_, ": write to '", path_, "' failed: injected failure after ", limit, " bytes (test hook)");
-    }
-    raw_write(p, n);
-  }
-  void write(const std::string& s) { write(s.data(), s.size()); }
-  /// Bytes written so far.
-  int64_t written() const { return written_; }
-
- private:
-  void raw_write(const char* p, size_t n) {
     while (n > 0) {
       ssize_t r = ::write(fd_, p, n);
       if (r < 0 && errno == EINTR) continue;
@@ -72,6 +52,11 @@ class FileWriter {
       written_ += r;
     }
   }
+  void write(const std::string& s) { write(s.data(), s.size()); }
+  /// Bytes written so far.
+  int64_t written() const { return written_; }
+
+ private:
   int fd_;
   std::string path_;
   std::string op_;
