@@ -57,14 +57,19 @@ struct Bytes {
   }
 };
 
-}  // namespace ember::fuzz
-
 /// Runs once per process: caps single tensors (and decoded images) at 64 MiB, as a program reading
 /// untrusted files should, so a header announcing gigabytes throws ember::Error instead of tripping
 /// -rss_limit_mb, and an 86-byte RLE image cannot keep a slow sanitized build busy for seconds.
 /// Readers must still not depend on it: fuzz_idx found a 16-byte file that allocates what its
 /// header announces before reading (docs/RELIABILITY.md).
+inline void initialize() { ember::set_max_allocation_bytes(size_t{64} << 20); }
+
+}  // namespace ember::fuzz
+
+// fuzz_all.cpp, which includes every target, has its own.
+#ifndef EMBER_FUZZ_ALL
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  ember::set_max_allocation_bytes(size_t{64} << 20);
+  ember::fuzz::initialize();
   return 0;
 }
+#endif
