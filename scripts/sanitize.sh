@@ -11,7 +11,7 @@
 #                     than at -O1 and the suite still runs in about a minute; docs/RELIABILITY.md)
 #   EMBER_SAN_BUILD   build dir (default build-asan / build-tsan)
 #   EMBER_SAN_TESTS   doctest -tc filter: run the binary once with it instead of ctest per file
-#   EMBER_SAN_TSAN_FILES  test files of the TSan binary (default test_threads;test_data;test_anomaly)
+#   EMBER_SAN_TSAN_FILES  test files of the TSan binary (default test_threads;test_data;test_anomaly;test_word2vec)
 # Any sanitizer report fails the run (-fno-sanitize-recover=all, halt_on_error). Timings are printed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -27,7 +27,7 @@ opt=${EMBER_SAN_OPT:--O0}
 
 if [[ $mode == tsan ]]; then
   # Only the threading tests, one unity TU; no examples or bench (nothing here runs them).
-  parts=(-DEMBER_TEST_FILES="${EMBER_SAN_TSAN_FILES:-test_threads;test_data;test_anomaly}" -DEMBER_UNITY_BATCHES=1
+  parts=(-DEMBER_TEST_FILES="${EMBER_SAN_TSAN_FILES:-test_threads;test_data;test_anomaly;test_word2vec}" -DEMBER_UNITY_BATCHES=1
          -DEMBER_BUILD_EXAMPLES=OFF)
 else
   # The whole suite; examples stay on because test_examples runs the sanitized mnist_cnn.
@@ -57,7 +57,8 @@ logs=$PWD/$build/sanitizer-logs
 rm -rf "$logs" && mkdir -p "$logs"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1}:log_path=$logs/asan
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}:log_path=$logs/ubsan
-export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}:log_path=$logs/tsan
+# Word2Vec's Hogwild updates race by design: scripts/tsan.supp suppresses exactly those (its reason).
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/scripts/tsan.supp}:log_path=$logs/tsan
 # Third-party leaks only, each with its reason in the file.
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/scripts/lsan.supp:print_suppressions=0}
 status=0

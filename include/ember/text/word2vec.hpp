@@ -5,7 +5,8 @@
 /// per position and a learning rate decaying linearly from alpha to min_alpha over all epochs.
 /// Training is Hogwild, as in word2vec.c, gensim and fastText: `workers` threads take jobs of about
 /// `batch_words` words and update the shared float32 tables without locks (a deliberate race that
-/// ThreadSanitizer reports; rows rarely collide and a lost update only adds noise). With
+/// ThreadSanitizer reports, suppressed for CI's TSan run in scripts/tsan.supp; rows rarely collide
+/// and a lost update only adds noise). With
 /// workers = 1 there is no race and the result is a function of the corpus, options and seed.
 /// The inner loop allocates nothing: per-thread scratch rows, vocabulary ids computed once per
 /// train() call, and a precomputed sigmoid table as word2vec.c and gensim use.
