@@ -3,6 +3,7 @@
 #include "ember/ember.hpp"
 #include "ember/io/image.hpp"
 #include "ember/io/io.hpp"
+#include "kill_test.hpp"
 #include "vision_data.hpp"
 
 // Command-line smoke tests of the tutorial programs: they run the built binaries (CMake passes
@@ -587,26 +588,11 @@ TEST_CASE("mnist_cnn: a failed save (file size limit) names the file, keeps the 
 }
 
 TEST_CASE("mnist_cnn: SIGKILL at random moments never loses a checkpoint (scripts/kill_test.sh, 10 kills)") {
-#ifdef EMBER_SOURCE_DIR
-  const std::string script = std::string(EMBER_SOURCE_DIR) + "/scripts/kill_test.sh";
-  if (!fs::exists(script) || std::system("command -v bash >/dev/null 2>&1") != 0) {
-    MESSAGE("skipped: scripts/kill_test.sh or bash not found");
-    return;
-  }
   TempDir tmp("mnist_kill");
 #ifdef EMBER_SANITIZED
-  const std::string kills = "3";  // the sanitized -O0 binary trains ~50x slower
+  ember_test::check_kill_test("mnist_cnn", EMBER_MNIST_CNN_BIN, 3, 11, tmp.path);  // the sanitized binary trains ~50x slower
 #else
-  const std::string kills = "10";
-#endif
-  auto r = run_command("bash " + quote(script) + " -n " + kills + " -s 11 -m 300 -b " + quote(EMBER_MNIST_CNN_BIN) + " -w " +
-                           quote(tmp / "work"),
-                       tmp);
-  MESSAGE(r.out);
-  CHECK_MESSAGE(r.code == 0, (r.out + r.err));
-  CHECK(r.out.find("kill_test: PASS") != std::string::npos);
-#else
-  MESSAGE("skipped: EMBER_SOURCE_DIR is not defined");
+  ember_test::check_kill_test("mnist_cnn", EMBER_MNIST_CNN_BIN, 10, 11, tmp.path);
 #endif
 }
 

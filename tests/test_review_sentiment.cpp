@@ -13,6 +13,7 @@
 
 #include "ember/text/segmenter.hpp"
 #include "run_program.hpp"
+#include "kill_test.hpp"
 #include "scratch_dir.hpp"
 
 namespace {
@@ -475,4 +476,14 @@ TEST_CASE("review_sentiment: BERT bad inputs are clear errors") {
                               err);
   CHECK(r.code == 1);
   CHECK_MESSAGE(has(r.err, "bad vocabulary file"), r.err);
+}
+
+TEST_CASE("review_sentiment: SIGKILL at random moments never loses a checkpoint, resume is exact (scripts/kill_test.sh)") {
+  if (!available()) return;
+  ember_test::ScratchDir d("review_kill");
+#ifdef EMBER_SANITIZED
+  ember_test::check_kill_test("review_sentiment", kBin, 2, 3, d.path());
+#else
+  ember_test::check_kill_test("review_sentiment", kBin, 5, 3, d.path());
+#endif
 }
