@@ -24,6 +24,7 @@
 #include <Eigen/Core>
 
 #include "ember/ember.hpp"
+#include "compile_only.hpp"
 
 #ifndef EMBER_BENCH_RESULTS_DIR
 #define EMBER_BENCH_RESULTS_DIR "bench/results"
@@ -288,6 +289,7 @@ void write_json(const std::string& path, const std::vector<Row>& rows, const std
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (bench::compile_only_build("bench_core")) return 2;
   Config cfg;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];

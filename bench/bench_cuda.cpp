@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ember/ember.hpp"
+#include "compile_only.hpp"
 
 #ifdef EMBER_WITH_CUDA
 #include "ember/cuda/runtime.hpp"
@@ -46,6 +47,7 @@ double max_rel_err(const Tensor& got, const Tensor& ref) {
 }  // namespace
 
 int main() {
+  if (bench::compile_only_build("bench_cuda")) return 2;
 #ifndef EMBER_WITH_CUDA
   std::puts("bench_cuda: built without CUDA; nothing to measure");
   return 0;

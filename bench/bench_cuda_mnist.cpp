@@ -6,6 +6,7 @@
 
 #include "ember/data/data.hpp"
 #include "ember/ember.hpp"
+#include "compile_only.hpp"
 
 #ifdef EMBER_WITH_CUDA
 #include "ember/cuda/runtime.hpp"
@@ -47,6 +48,7 @@ void device_sync() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (bench::compile_only_build("bench_cuda_mnist")) return 2;
   if (argc < 2) {
     std::fprintf(stderr, "usage: %s MNIST_DIR [cpu|cuda]\n", argv[0]);
     return 2;

@@ -17,6 +17,7 @@
 //   overhead                time per tiny op (dispatch + autograd bookkeeping)
 #define EMBER_BENCH_COUNT_ALLOCATIONS
 #include "harness.hpp"
+#include "compile_only.hpp"
 
 #include <cstring>
 #include <memory>
@@ -509,6 +510,7 @@ void dump_mnist(const std::string& mnist_dir, const std::string& out_dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (bench::compile_only_build("bench_models")) return 2;
   try {
     Args a = bench::parse_args(argc, argv);
     if (a.case_name.empty() || a.case_name == "--help") {

@@ -12,6 +12,8 @@
 
 #include <cstring>
 
+#include "compile_only.hpp"
+
 using bench::Args;
 using bench::Record;
 namespace nn = torch::nn;
@@ -524,6 +526,7 @@ void run_overhead(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (bench::compile_only_build("bench_torch")) return 2;
   try {
     Args a = bench::parse_args(argc, argv);
     if (a.case_name.empty()) {

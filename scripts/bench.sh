@@ -57,7 +57,7 @@ log() { printf '[bench %4ds] %s\n' "$(($(date +%s) - START))" "$*" >&2; }
 if [ $DO_BUILD = 1 ]; then
   if [ ! -f "$BUILD/CMakeCache.txt" ]; then
     log "configuring $BUILD"
-    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DEMBER_BUILD_TESTS=OFF -DEMBER_BUILD_EXAMPLES=OFF >/dev/null
+    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DEMBER_BUILD_TESTS=OFF -DEMBER_BUILD_EXAMPLES=OFF -DEMBER_BENCH_COMPILE_ONLY=OFF >/dev/null
   fi
   TARGETS=(ember_bench_models)
   # grep without -q: with pipefail, grep -q's early exit killed cmake with SIGPIPE, the test
