@@ -6,6 +6,7 @@
 #                                           fuzz_all at -O0 (build-fuzz-ci), every target for N s
 #                                           (default 30), two at a time
 #   scripts/fuzz.sh --regressions           only replay tests/fuzz/regressions/ (and the seeds)
+#   --build-only / --no-build (with any of the above): only build, or run what is built
 # Environment: EMBER_FUZZ_BUILD (build dir, default build-fuzz, or build-fuzz-ci with --ci),
 # EMBER_FUZZ_JOBS (build -j and targets run at once; default 1, or 2 with --ci).
 # New corpus entries go to $EMBER_FUZZ_BUILD/corpus/<target> (not committed); crashes to
@@ -15,11 +16,19 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seconds=30
 replay_only=0
 ci=0
-if [[ $# -gt 0 && $1 == --regressions ]]; then replay_only=1; shift
-elif [[ $# -gt 0 && $1 == --ci ]]; then ci=1; shift
-fi
-if [[ $# -gt 0 && $1 =~ ^[0-9]+$ ]]; then seconds=$1; shift; fi
-targets=("$@")
+do_build=1
+do_run=1
+targets=()
+for arg in "$@"; do
+  case $arg in
+    --regressions) replay_only=1 ;;
+    --ci) ci=1 ;;
+    --build-only) do_run=0 ;;
+    --no-build) do_build=0 ;;
+    -*) echo "fuzz.sh: unknown option '$arg' (see the header of $0)" >&2; exit 2 ;;
+    *) if [[ $arg =~ ^[0-9]+$ ]]; then seconds=$arg; else targets+=("$arg"); fi ;;
+  esac
+done
 [[ ${#targets[@]} -eq 0 ]] && targets=(fuzz_idx fuzz_idx_gz fuzz_safetensors fuzz_image fuzz_image_transforms fuzz_checkpoint fuzz_segment
                                  fuzz_bert_config fuzz_bert_tokenizer fuzz_word2vec fuzz_text_files
                                  fuzz_image_folder fuzz_review_corpus)
@@ -38,14 +47,17 @@ if [[ -z $cxx ]]; then
   exit 2
 fi
 start=$SECONDS
-if [[ $ci == 1 ]]; then
-  cmake -S tests/fuzz -B "$build" -DCMAKE_CXX_COMPILER="$cxx" -DEMBER_FUZZ_OPT=-O0 >/dev/null
-  cmake --build "$build" --target fuzz_all
-else
-  cmake -S tests/fuzz -B "$build" -DCMAKE_CXX_COMPILER="$cxx" >/dev/null
-  cmake --build "$build" -j"$jobs" --target "${targets[@]}"
+if [[ $do_build == 1 ]]; then
+  if [[ $ci == 1 ]]; then
+    cmake -S tests/fuzz -B "$build" -DCMAKE_CXX_COMPILER="$cxx" -DEMBER_FUZZ_OPT=-O0 >/dev/null
+    cmake --build "$build" --target fuzz_all
+  else
+    cmake -S tests/fuzz -B "$build" -DCMAKE_CXX_COMPILER="$cxx" >/dev/null
+    cmake --build "$build" -j"$jobs" --target "${targets[@]}"
+  fi
+  echo "fuzz.sh: build $((SECONDS - start)) s"
 fi
-echo "fuzz.sh: build $((SECONDS - start)) s"
+[[ $do_run == 1 ]] || exit 0
 
 # fuzz <target> <args...>: the target's binary (or fuzz_all choosing it) with libFuzzer's arguments.
 fuzz() {

@@ -12,6 +12,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config libeigen3-dev doctest-dev libstb-dev zlib1g-dev
   libcli11-dev nlohmann-json3-dev libopencc-dev opencc python3-jieba libcairo2-dev
+  clang libclang-rt-14-dev
 )
 peer_packages=(libtorch-dev python3-torch python3-gensim python3-sklearn libopenblas0-pthread)
 

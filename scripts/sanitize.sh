@@ -53,7 +53,7 @@ fi
 # Reports go to files (log_path), not only to stderr: test_examples runs mnist_cnn and checks
 # just "exit code != 0" for bad arguments, which a sanitizer abort would also satisfy. Any report
 # file left after the run fails it, whichever process wrote it.
-logs=$PWD/$build/sanitizer-logs
+logs=$(cd "$build" && pwd)/sanitizer-logs  # EMBER_SAN_BUILD may be relative or absolute
 rm -rf "$logs" && mkdir -p "$logs"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1}:log_path=$logs/asan
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}:log_path=$logs/ubsan
