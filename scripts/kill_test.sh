@@ -96,7 +96,7 @@ case $prog in
     make_reviews train.jsonl 96; make_reviews test.jsonl 24
     printf '的\n了\n是\n很\n，\n' >"$work/stop.txt"
     args+=(--batch-size 8 --stopwords "$work/stop.txt")
-    check=(eval --data "$data" --threads 1 --out "$work/eval") ;;
+    check=(eval --data "$data" --threads 1 --out "$work/eval" --stopwords "$work/stop.txt") ;;
 esac
 run=$work/killed
 mkdir -p "$run"
